@@ -1,0 +1,295 @@
+"""Train any registered GAN: ``python -m training.train MODEL --dataset NAME --out RUN_DIR``.
+
+A run directory holds everything about a run:
+
+    RUN_DIR/config.json          resolved configuration (model defaults, overridden by flags)
+    RUN_DIR/samples/epoch_NNN.png  sample grid of a fixed noise batch after each epoch
+    RUN_DIR/logs/                TensorBoard scalars and sample images
+    RUN_DIR/checkpoints/         whole-model checkpoint after each epoch (resume point)
+    RUN_DIR/state.json           last completed epoch and its checkpoint
+    RUN_DIR/history.csv          per-epoch losses, seconds and images per second
+    RUN_DIR/model.keras          the final model (``keras.saving.load_model`` after ``import zoo``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import keras
+import tensorflow as tf
+
+import zoo
+from training import data
+from training.callbacks import ResumableCheckpoint, SampleGrid, latest_checkpoint
+from training.files import atomic_save_model, atomic_write_json
+
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+
+
+class ConfigError(ValueError):
+    """A bad model, dataset, value or run directory: reported as one line by the CLI."""
+
+
+# --- Configuration -------------------------------------------------------------------------------
+
+
+def resolve_config(
+    model,
+    dataset,
+    epochs,
+    steps_per_epoch=None,
+    batch_size=None,
+    hyperparameters=None,
+    learning_rate=None,
+    jit_compile=False,
+    seed=0,
+    data_dir=None,
+    strategy="default",
+):
+    """The full configuration of a run: the model's registered defaults overridden by arguments."""
+    try:
+        spec = zoo.get_spec(model)
+        dataset_spec = data.get_dataset_spec(dataset)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    hyperparameters = {**spec.defaults, "image_shape": list(dataset_spec.image_shape),
+                       **(hyperparameters or {})}
+    unknown = sorted(set(hyperparameters) - set(spec.defaults))
+    if unknown:
+        raise ConfigError(
+            f"Unknown hyper-parameter(s) {unknown} for {model!r}; known: {sorted(spec.defaults)}."
+        )
+    if hyperparameters.get("seed") is None:
+        hyperparameters["seed"] = seed
+    training = json.loads(json.dumps(spec.training))  # deep copy
+    if batch_size is not None:
+        training["batch_size"] = batch_size
+    if learning_rate is not None:
+        for key in ("g_optimizer", "d_optimizer"):
+            training[key]["config"]["learning_rate"] = learning_rate
+    training.update(epochs=epochs, steps_per_epoch=steps_per_epoch, jit_compile=jit_compile,
+                    seed=seed, strategy=strategy)
+    _check_positive(epochs=epochs, batch_size=training["batch_size"],
+                    steps_per_epoch=steps_per_epoch or 1)
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"Unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}.")
+    return {
+        "model": model,
+        "paper": spec.paper,
+        "dataset": dataset,
+        "data_dir": data_dir,
+        "hyperparameters": hyperparameters,
+        "training": training,
+        "versions": {"zoo": zoo.__version__, "tensorflow": tf.__version__, "keras": keras.__version__},
+    }
+
+
+def _check_positive(**values):
+    for name, value in values.items():
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}.")
+
+
+def parse_assignments(pairs):
+    """``["latent_dim=64", "loss=hinge"]`` -> ``{"latent_dim": 64, "loss": "hinge"}`` (JSON values)."""
+    result = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}.")
+        try:
+            result[key] = json.loads(value)
+        except json.JSONDecodeError:
+            result[key] = value
+    return result
+
+
+def hardware_description():
+    gpus = tf.config.list_physical_devices("GPU")
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "gpus": [gpu.name for gpu in gpus],
+    }
+
+
+# --- Training ------------------------------------------------------------------------------------
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds ``seconds`` and ``images_per_second`` of each epoch to the logs."""
+
+    def __init__(self, images_per_step):
+        super().__init__()
+        self.images_per_step = images_per_step
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+        self.steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.start
+        if logs is not None:
+            logs["seconds"] = seconds
+            logs["images_per_second"] = self.steps * self.images_per_step / seconds
+
+
+def make_strategy(name):
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker_mirrored":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def build_compiled_model(config):
+    spec = zoo.get_spec(config["model"])
+    training = config["training"]
+    hyperparameters = dict(config["hyperparameters"])
+    hyperparameters["image_shape"] = tuple(hyperparameters["image_shape"])
+    model = zoo.build_model(config["model"], **hyperparameters)
+    g_optimizer, d_optimizer = spec.make_optimizers(
+        g_optimizer=training["g_optimizer"], d_optimizer=training["d_optimizer"]
+    )
+    model.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer,
+                  jit_compile=training["jit_compile"])
+    return model
+
+
+def train(config, run_dir, resume=False, verbose=1):
+    """Train (or resume) the run described by ``config`` in ``run_dir``; returns the model."""
+    training = config["training"]
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint and not resume:
+        raise ConfigError(
+            f"{run_dir} already holds a run (epoch {checkpoint[0]}); pass --resume to continue it "
+            "or choose another --out."
+        )
+    # Each train step makes n_critic critic steps of batch_size real images each.
+    images_per_step = training["batch_size"] * config["hyperparameters"].get("n_critic", 1)
+    dataset = data.load_images(
+        config["dataset"], split="train", batch_size=images_per_step,
+        data_dir=config["data_dir"], seed=training["seed"], repeat=True,
+    )
+    steps_per_epoch = training["steps_per_epoch"] or (
+        data.num_examples(config["dataset"], "train") // images_per_step
+    )
+    os.makedirs(run_dir, exist_ok=True)
+    atomic_write_json(os.path.join(run_dir, "config.json"), config)
+    keras.utils.set_random_seed(training["seed"])
+
+    strategy = make_strategy(training.get("strategy", "default"))
+    with strategy.scope():
+        if checkpoint and resume:
+            initial_epoch, path = checkpoint
+            model = keras.saving.load_model(path)
+            print(f"Resuming {run_dir} from epoch {initial_epoch} ({path}).")
+        else:
+            initial_epoch = 0
+            model = build_compiled_model(config)
+    if initial_epoch >= training["epochs"]:
+        print(f"{run_dir} already finished {initial_epoch} of {training['epochs']} epochs.")
+    log_dir = os.path.join(run_dir, "logs")
+    callbacks = [
+        EpochTimer(images_per_step),
+        SampleGrid(run_dir, seed=training["seed"], log_dir=os.path.join(log_dir, "samples")),
+        keras.callbacks.TensorBoard(log_dir=log_dir),
+        keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=initial_epoch > 0),
+        keras.callbacks.TerminateOnNaN(),
+        ResumableCheckpoint(run_dir),
+    ]
+    started = time.perf_counter()
+    model.fit(dataset, epochs=training["epochs"], initial_epoch=initial_epoch,
+              steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
+    atomic_save_model(model, os.path.join(run_dir, "model.keras"))
+    _record_run(run_dir, time.perf_counter() - started, initial_epoch, training["epochs"])
+    return model
+
+
+def _record_run(run_dir, seconds, first_epoch, last_epoch):
+    """Append this session's wall time and hardware to ``RUN_DIR/run.json`` (for model cards)."""
+    path = os.path.join(run_dir, "run.json")
+    record = {"sessions": []}
+    if os.path.exists(path):
+        with open(path) as f:
+            record = json.load(f)
+    record["sessions"].append({"epochs": [first_epoch, last_epoch], "seconds": round(seconds, 2),
+                               "hardware": hardware_description()})
+    record["total_seconds"] = round(sum(s["seconds"] for s in record["sessions"]), 2)
+    atomic_write_json(path, record)
+
+
+# --- Command line ------------------------------------------------------------------------------
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train",
+        description="Train a GAN of the zoo on a data set, with sample grids, TensorBoard logs "
+        "and resumable checkpoints.",
+        epilog=f"models: {', '.join(zoo.list_models())}; datasets: {', '.join(sorted(data.DATASETS))}. "
+        "Example: python -m training.train dcgan --dataset fashion_mnist --epochs 5 --out runs/dcgan",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("model", help=f"one of: {', '.join(zoo.list_models())}")
+    parser.add_argument("--dataset", default="fashion_mnist",
+                        help=f"one of: {', '.join(sorted(data.DATASETS))}")
+    parser.add_argument("--out", required=True, help="run directory")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--steps-per-epoch", type=int, default=None,
+                        help="generator steps per epoch (default: one pass over the data)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="real images per discriminator step (default: the paper's)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="learning rate of both optimizers (default: the paper's)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                        help="override a model hyper-parameter, e.g. --set loss=hinge --set r1_gamma=10")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=False,
+                        help="compile the train step with XLA (see bench/train_throughput.py)")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="default",
+                        help="tf.distribute strategy")
+    parser.add_argument("--data-dir", default=None, help="tfds data dir (default: tfds's)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue RUN_DIR from its last checkpoint")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        config_path = os.path.join(args.out, "config.json")
+        if args.resume and os.path.exists(config_path):
+            with open(config_path) as f:
+                config = json.load(f)
+            config["training"]["epochs"] = args.epochs
+            _check_positive(epochs=args.epochs)
+        else:
+            config = resolve_config(
+                args.model, args.dataset, args.epochs, args.steps_per_epoch, args.batch_size,
+                parse_assignments(args.set), args.lr, args.jit_compile, args.seed,
+                args.data_dir, args.strategy,
+            )
+            try:  # fail fast, in one line, on a hyper-parameter the builder refuses
+                build_compiled_model(config)
+            except (ValueError, TypeError) as error:
+                raise ConfigError(str(error)) from None
+        train(config, args.out, resume=args.resume)
+    except (ConfigError, data.DatasetNotPreparedError, data.DataUnavailableError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"Wrote {os.path.join(args.out, 'model.keras')}; samples in {os.path.join(args.out, 'samples')}.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Vanilla GAN (Goodfellow et al. 2014, "Generative Adversarial Nets").
+
+Multilayer perceptrons as in the paper's MNIST experiment (its pylearn2 configuration):
+G is 100-d uniform noise -> 1200 ReLU -> 1200 ReLU -> pixels; D is two maxout layers of
+240 units x 5 pieces with dropout -> one logit. Trained with SGD (lr 0.1, momentum 0.5),
+batch 100, and the non-saturating generator loss the paper recommends in practice (sec. 3).
+
+Deviations: the output is ``tanh`` instead of ``sigmoid`` because the zoo's pipelines scale
+images to [-1, 1]; the paper's momentum ramp (0.5 -> 0.7) and learning-rate decay are not
+replicated (constant SGD settings keep ``fit`` resumable with one optimizer config).
+"""
+
+import math
+
+import keras
+
+from zoo.base import AdversarialModel
+from zoo.layers import Maxout
+from zoo.registry import register_model
+
+
+def mlp_generator(image_shape, latent_dim=100, hidden_units=(1200, 1200)):
+    z = keras.Input((latent_dim,), name="z")
+    x = z
+    for units in hidden_units:
+        x = keras.layers.Dense(units, activation="relu")(x)
+    x = keras.layers.Dense(math.prod(image_shape), activation="tanh")(x)
+    images = keras.layers.Reshape(image_shape, name="images")(x)
+    return keras.Model(z, images, name="generator")
+
+
+def maxout_discriminator(image_shape, hidden_units=(240, 240), pieces=5, dropout=0.5,
+                         spectral_norm=False):
+    wrap = keras.layers.SpectralNormalization if spectral_norm else (lambda layer: layer)
+    images = keras.Input(image_shape, name="images")
+    x = keras.layers.Flatten()(images)
+    x = keras.layers.Dropout(0.2)(x)
+    for units in hidden_units:
+        x = wrap(Maxout(units, pieces))(x)
+        x = keras.layers.Dropout(dropout)(x)
+    logits = wrap(keras.layers.Dense(1, name="logits"))(x)
+    return keras.Model(images, logits, name="discriminator")
+
+
+@register_model(
+    "vanilla",
+    paper="Goodfellow et al. 2014, Generative Adversarial Nets",
+    training={
+        "batch_size": 100,
+        "g_optimizer": {"class_name": "SGD", "config": {"learning_rate": 0.1, "momentum": 0.5}},
+        "d_optimizer": {"class_name": "SGD", "config": {"learning_rate": 0.1, "momentum": 0.5}},
+    },
+)
+def vanilla(
+    image_shape=(28, 28, 1),
+    latent_dim=100,
+    generator_units=(1200, 1200),
+    discriminator_units=(240, 240),
+    maxout_pieces=5,
+    spectral_norm=False,
+    loss="non_saturating",
+    latent_distribution="uniform",
+    seed=None,
+    **stabilisers,
+):
+    """The MLP GAN of Goodfellow et al. 2014; ``stabilisers`` go to ``AdversarialModel``."""
+    image_shape = tuple(image_shape)
+    return AdversarialModel(
+        generator=mlp_generator(image_shape, latent_dim, tuple(generator_units)),
+        discriminator=maxout_discriminator(
+            image_shape, tuple(discriminator_units), maxout_pieces, spectral_norm=spectral_norm
+        ),
+        loss=loss,
+        latent_distribution=latent_distribution,
+        seed=seed,
+        name="vanilla",
+        **stabilisers,
+    )
