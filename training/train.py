@@ -209,7 +209,8 @@ def train(config, run_dir, resume=False, verbose=1):
     ]
     started = time.perf_counter()
     model.fit(dataset, epochs=training["epochs"], initial_epoch=initial_epoch,
-              steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
+              steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
+              shuffle=False)  # the pipeline shuffles
     atomic_save_model(model, os.path.join(run_dir, "model.keras"))
     _record_run(run_dir, time.perf_counter() - started, initial_epoch, training["epochs"])
     return model

@@ -1,0 +1,107 @@
+"""The training CLI on a few steps of the real Fashion-MNIST: outputs, resume, errors."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from training import train
+
+
+def run(args):
+    return train.main(args)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, fashion_mnist_data_dir):
+    run_dir = str(tmp_path_factory.mktemp("runs") / "dcgan")
+    args = ["dcgan", "--dataset", "fashion_mnist", "--epochs", "1", "--steps-per-epoch", "3",
+            "--batch-size", "16", "--out", run_dir]
+    if fashion_mnist_data_dir:
+        args += ["--data-dir", fashion_mnist_data_dir]
+    assert run(args) == 0
+    return run_dir, args
+
+
+def test_run_writes_config_grid_checkpoint_logs_and_model(finished_run):
+    run_dir, _ = finished_run
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = json.load(f)
+    assert config["model"] == "dcgan" and config["training"]["batch_size"] == 16
+    assert config["hyperparameters"]["latent_dim"] == 100  # registered default
+    assert config["training"]["g_optimizer"]["config"]["learning_rate"] == pytest.approx(2e-4)
+    grid = os.path.join(run_dir, "samples", "epoch_001.png")
+    assert os.path.getsize(grid) > 0
+    import tensorflow as tf
+
+    image = tf.io.decode_png(open(grid, "rb").read()).numpy()
+    assert image.shape[0] > 8 * 28 and image.std() > 0  # an 8x8 grid of non-blank samples
+    with open(os.path.join(run_dir, "state.json")) as f:
+        assert json.load(f)["epoch"] == 1
+    assert os.path.isfile(os.path.join(run_dir, "checkpoints", "epoch_001.keras"))
+    assert any(f.startswith("events") for _, _, files in os.walk(os.path.join(run_dir, "logs"))
+               for f in files)
+    history = open(os.path.join(run_dir, "history.csv")).read().splitlines()
+    assert "images_per_second" in history[0] and len(history) == 2
+    model = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
+    assert int(model.d_optimizer.iterations) == 3
+
+
+def test_resume_continues_epoch_counter_and_optimizer_state(finished_run):
+    run_dir, args = finished_run
+    args = [a if a != "1" else "2" for a in args] + ["--resume"]  # --epochs 2
+    assert run(args) == 0
+    with open(os.path.join(run_dir, "state.json")) as f:
+        assert json.load(f)["epoch"] == 2
+    assert os.path.isfile(os.path.join(run_dir, "samples", "epoch_002.png"))
+    model = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
+    assert int(model.d_optimizer.iterations) == 6  # 3 before the resume + 3 after
+    assert len(open(os.path.join(run_dir, "history.csv")).read().splitlines()) == 3
+
+
+def test_existing_run_needs_resume(finished_run, capsys):
+    run_dir, args = finished_run
+    assert run(args) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["stylegan9", "--out", "x"], "Unknown model 'stylegan9'"),
+    (["dcgan", "--dataset", "imagenet", "--out", "x"], "unknown dataset 'imagenet'"),
+    (["dcgan", "--epochs", "0", "--out", "x"], "--epochs must be a positive integer"),
+    (["dcgan", "--set", "latent_dims=3", "--out", "x"], "latent_dims"),
+    (["dcgan", "--set", "loss=nope", "--out", "x"], "Unknown loss"),
+])
+def test_bad_input_is_one_clear_line(args, expected, capsys, tmp_path):
+    args = [a if a != "x" else str(tmp_path / "run") for a in args]
+    assert run(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected.lower() in err.lower() and len(err.splitlines()) == 1
+
+
+def test_missing_data_names_the_prepare_command(tmp_path, capsys):
+    args = ["dcgan", "--out", str(tmp_path / "run"), "--data-dir", str(tmp_path / "empty"),
+            "--epochs", "1", "--steps-per-epoch", "1"]
+    assert run(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "python -m training.data prepare fashion_mnist" in err and len(err.splitlines()) == 1
+
+
+def test_help_lists_models_and_datasets(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("dcgan", "vanilla", "wgan", "wgan_gp", "lsgan", "fashion_mnist"):
+        assert name in out
+
+
+def test_sample_grid_layout():
+    from training.images import make_grid
+
+    images = np.stack([np.full((4, 4, 1), v) for v in (-1.0, 1.0, 0.0)])
+    grid = make_grid(images, columns=2, padding=1)
+    assert grid.shape == (2 * 5 + 1, 2 * 5 + 1, 1)
+    assert grid[1, 1, 0] == 0 and grid[1, 6, 0] == 255 and grid[6, 1, 0] == 128

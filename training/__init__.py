@@ -1,0 +1,1 @@
+"""Training, evaluation and experiment commands for the GAN Zoo."""
