@@ -27,6 +27,8 @@ import keras
 import tensorflow as tf
 
 import zoo  # noqa: F401  (registers the zoo's classes for load_model)
+from export.model_card import write_model_card
+from export.serving.layout import write_models_config
 
 
 class ExportError(ValueError):
@@ -134,7 +136,10 @@ def main(argv=None):
     except ExportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"Exported {args.model_path} to {target}")
+    run_dir = args.model_path if os.path.isdir(args.model_path) else os.path.dirname(args.model_path)
+    card = write_model_card(args.base, args.name, run_dir, variant=model.name)
+    write_models_config(args.base)
+    print(f"Exported {args.model_path} to {target}; model card {card}")
     return 0
 
 

@@ -1,0 +1,1 @@
+"""Exporting GAN generators as SavedModels and serving them (TF Serving layout and APIs)."""
