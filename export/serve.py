@@ -28,7 +28,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from export.serving.grpc_api import make_grpc_server  # noqa: E402
-from export.serving.layout import write_models_config  # noqa: E402
+from export.serving.layout import find_models, write_models_config  # noqa: E402
 from export.serving.repository import VERSION_POLICIES, ModelRepository  # noqa: E402
 from export.serving.rest import RestApi, RestServer  # noqa: E402
 
@@ -174,6 +174,14 @@ def _labels(entries) -> dict[str, dict[str, int]]:
     return labels
 
 
+def curl_example(rest_address: str, name: str) -> str:
+    """Example requests for model ``name`` (the predict one is for unconditional GANs: two seeded
+    samples, PNGs returned base64-encoded)."""
+    body = '{"signature_name": "generate_from_seed", "instances": [1, 2]}'
+    return (f"Try: curl -s -X POST http://{rest_address}/v1/models/{name}:predict -d '{body}'\n"
+            f"     curl -s http://{rest_address}/v1/models/{name}/metadata")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -198,6 +206,8 @@ def main(argv=None) -> int:
         return 2
     print(f"REST API at http://{server.rest_address}", flush=True)
     print(f"gRPC API at {server.grpc_address}", flush=True)
+    for name in sorted(find_models(args.base)):
+        print(curl_example(server.rest_address, name), flush=True)
     while not stop.wait(0.5):
         pass
     log.info("Shutting down")

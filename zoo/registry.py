@@ -6,6 +6,7 @@ Adding a variant is one module in ``zoo/models/`` whose builder is decorated wit
 
 from __future__ import annotations
 
+import copy
 import inspect
 from dataclasses import dataclass, field
 from typing import Callable
@@ -47,7 +48,7 @@ class ModelSpec:
 
     def make_optimizers(self, **overrides):
         """Fresh (g_optimizer, d_optimizer) from the training defaults."""
-        training = {**self.training, **overrides}
+        training = copy.deepcopy({**self.training, **overrides})  # Keras edits configs in place
         return (
             keras.optimizers.get(training["g_optimizer"]),
             keras.optimizers.get(training["d_optimizer"]),
