@@ -109,7 +109,38 @@ def test_cli_from_run_dir_and_keras_file(tmp_path):
     base = tmp_path / "saved"
     assert export.main([str(run_dir), "--name", "v", "--base", str(base)]) == 0
     assert export.main([str(run_dir / "model.keras"), "--name", "v", "--base", str(base)]) == 0
-    assert sorted(os.listdir(base / "v")) == ["1", "2"]
+    assert sorted(os.listdir(base / "v")) == ["1", "2", "MODEL_CARD.md"]
+    card = (base / "v" / "MODEL_CARD.md").read_text()
+    assert "Goodfellow et al. 2014" in card and "- `1`" in card and "- `2`" in card
+    assert 'name: "v"' in (base / "models.config").read_text()
+
+
+def test_model_card_from_a_training_run(tmp_path):
+    import csv
+    import json
+
+    from export.model_card import write_model_card
+
+    run_dir = tmp_path / "run"
+    (run_dir / "samples").mkdir(parents=True)
+    (run_dir / "samples" / "epoch_002.png").write_bytes(b"png")
+    (run_dir / "config.json").write_text(json.dumps(
+        {"model": "dcgan", "dataset": "fashion_mnist", "hyperparameters": {"latent_dim": 100},
+         "training": {"batch_size": 128}}))
+    (run_dir / "run.json").write_text(json.dumps({"total_seconds": 600.0, "sessions": [
+        {"seconds": 600.0, "epochs": [0, 2], "hardware": {"gpus": [], "cpu_count": 2,
+                                                          "platform": "Linux"}}]}))
+    with open(run_dir / "history.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["epoch", "d_loss", "g_loss"], [1, 1.2, 0.9]])
+    (run_dir / "evaluations.jsonl").write_text(json.dumps(
+        {"metrics": {"fid_fmnist_10k": 12.5}, "protocol": {"num_samples": 10000}}) + "\n")
+    (tmp_path / "base" / "m" / "1").mkdir(parents=True)
+    card = open(write_model_card(tmp_path / "base", "m", run_dir)).read()
+    for expected in ("Radford et al. 2015", "fashion_mnist", '"batch_size": 128', "10.0 min",
+                     "CPU only, 2 cores", "g_loss 0.9", "`fid_fmnist_10k` | 12.5",
+                     "samples.png", "Known limits"):
+        assert expected in card, expected
+    assert (tmp_path / "base" / "m" / "samples.png").read_bytes() == b"png"
 
 
 def test_cli_missing_model_is_one_clear_line(tmp_path, capsys):
