@@ -41,7 +41,8 @@ def test_one_train_step_gives_finite_losses(name):
     logs = model.train_on_batch(real_batch(model), return_dict=True)
     assert set(logs) >= {"d_loss", "g_loss"}
     assert all(np.isfinite(value) for value in logs.values())
-    assert int(model.d_optimizer.iterations) == 1
+    assert int(model.d_optimizer.iterations) == model.n_critic
+    assert int(model.g_optimizer.iterations) == 1
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -67,11 +68,12 @@ def test_save_reload_gives_same_outputs_and_fit_continues(name, tmp_path):
     z = np.random.default_rng(1).normal(size=(5, model.latent_dim)).astype("float32")
     np.testing.assert_array_equal(np.asarray(model(z)), np.asarray(reloaded(z)))
     # optimizer state restored: step counters and slot variables, then training goes on
-    assert int(reloaded.d_optimizer.iterations) == int(model.d_optimizer.iterations) == 2
+    assert int(reloaded.g_optimizer.iterations) == int(model.g_optimizer.iterations) == 2
+    assert int(reloaded.d_optimizer.iterations) == 2 * model.n_critic
     for saved, restored in zip(model.g_optimizer.variables, reloaded.g_optimizer.variables):
         np.testing.assert_array_equal(np.asarray(saved), np.asarray(restored))
     history = reloaded.fit(data, batch_size=16, epochs=1, verbose=0)
-    assert int(reloaded.d_optimizer.iterations) == 4
+    assert int(reloaded.g_optimizer.iterations) == 4
     assert np.isfinite(history.history["d_loss"][-1])
 
 
