@@ -105,3 +105,14 @@ def test_sample_grid_layout():
     grid = make_grid(images, columns=2, padding=1)
     assert grid.shape == (2 * 5 + 1, 2 * 5 + 1, 1)
     assert grid[1, 1, 0] == 0 and grid[1, 6, 0] == 255 and grid[6, 1, 0] == 128
+
+
+def test_non_finite_loss_stops_training():
+    from training.callbacks import StopOnNonFiniteLoss
+
+    guard = StopOnNonFiniteLoss()
+    guard.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    guard.on_train_batch_end(0, {"d_loss": 0.5, "g_loss": 1.0})
+    assert not guard.stopped
+    guard.on_train_batch_end(1, {"d_loss": float("nan"), "g_loss": 1.0})
+    assert guard.stopped and guard.model.stop_training

@@ -74,3 +74,21 @@ def latest_checkpoint(run_dir):
     with open(state_path) as f:
         state = json.load(f)
     return state["epoch"], os.path.join(run_dir, state["checkpoint"])
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stop training when any logged loss becomes NaN or infinite.
+
+    ``keras.callbacks.TerminateOnNaN`` only watches a ``loss`` key; GANs log ``d_loss`` and
+    ``g_loss``. The last checkpoint (the previous epoch) stays the resume point.
+    """
+
+    stopped = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = {k: v for k, v in (logs or {}).items() if "loss" in k and not np.isfinite(float(v))}
+        if bad:
+            print(f"\nStopping: non-finite {bad} at batch {batch}; lower the learning rate or add a "
+                  "stabiliser (--set r1_gamma=..., --set spectral_norm=true).")
+            self.model.stop_training = True
+            self.stopped = True

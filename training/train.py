@@ -25,7 +25,12 @@ import tensorflow as tf
 
 import zoo
 from training import data
-from training.callbacks import ResumableCheckpoint, SampleGrid, latest_checkpoint
+from training.callbacks import (
+    ResumableCheckpoint,
+    SampleGrid,
+    StopOnNonFiniteLoss,
+    latest_checkpoint,
+)
 from training.files import atomic_save_model, atomic_write_json
 
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
@@ -33,6 +38,10 @@ STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 
 class ConfigError(ValueError):
     """A bad model, dataset, value or run directory: reported as one line by the CLI."""
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the run stopped at its last good checkpoint."""
 
 
 # --- Configuration -------------------------------------------------------------------------------
@@ -199,18 +208,23 @@ def train(config, run_dir, resume=False, verbose=1):
     if initial_epoch >= training["epochs"]:
         print(f"{run_dir} already finished {initial_epoch} of {training['epochs']} epochs.")
     log_dir = os.path.join(run_dir, "logs")
+    nan_guard = StopOnNonFiniteLoss()
     callbacks = [
         EpochTimer(images_per_step),
         SampleGrid(run_dir, seed=training["seed"], log_dir=os.path.join(log_dir, "samples")),
         keras.callbacks.TensorBoard(log_dir=log_dir),
         keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=initial_epoch > 0),
-        keras.callbacks.TerminateOnNaN(),
+        nan_guard,
         ResumableCheckpoint(run_dir),
     ]
     started = time.perf_counter()
     model.fit(dataset, epochs=training["epochs"], initial_epoch=initial_epoch,
               steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
               shuffle=False)  # the pipeline shuffles
+    if nan_guard.stopped:
+        raise TrainingDiverged(
+            f"training diverged (non-finite loss); {run_dir} keeps its last good checkpoint."
+        )
     atomic_save_model(model, os.path.join(run_dir, "model.keras"))
     _record_run(run_dir, time.perf_counter() - started, initial_epoch, training["epochs"])
     return model
@@ -288,6 +302,9 @@ def main(argv=None):
     except (ConfigError, data.DatasetNotPreparedError, data.DataUnavailableError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except TrainingDiverged as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(f"Wrote {os.path.join(args.out, 'model.keras')}; samples in {os.path.join(args.out, 'samples')}.")
     return 0
 

@@ -9,12 +9,15 @@ class Maxout(keras.layers.Layer):
     """Dense maxout units: the max over ``pieces`` affine pieces (Goodfellow et al. 2013, "Maxout
     Networks"), the discriminator unit of the original GAN (Goodfellow et al. 2014)."""
 
-    def __init__(self, units, pieces, kernel_initializer="glorot_uniform", **kwargs):
+    def __init__(self, units, pieces, kernel_initializer="glorot_uniform", kernel_constraint=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.units = units
         self.pieces = pieces
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.dense = keras.layers.Dense(units * pieces, kernel_initializer=self.kernel_initializer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.dense = keras.layers.Dense(units * pieces, kernel_initializer=self.kernel_initializer,
+                                        kernel_constraint=self.kernel_constraint)
 
     def build(self, input_shape):
         self.dense.build(input_shape)
@@ -37,4 +40,5 @@ class Maxout(keras.layers.Layer):
             "units": self.units,
             "pieces": self.pieces,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
         }

@@ -138,7 +138,9 @@ class ImageHistoryPool(keras.layers.Layer):
             shape=(max(self.pool_size, 1),) + self.image_shape, initializer="zeros",
             trainable=False, name="images",
         )
-        self.count = self.add_weight(shape=(), dtype="int32", initializer="zeros", trainable=False, name="count")
+        self.count = self.add_weight(
+            shape=(), dtype="int32", initializer="zeros", trainable=False, name="count"
+        )
         self.built = True
 
     def call(self, fakes):

@@ -116,7 +116,7 @@ def patchgan_discriminator(
         filters = width * min(2**index, 8)
         x = keras.layers.ZeroPadding2D(1)(x)
         x = keras.layers.Conv2D(
-            filters, 4, strides=stride, use_bias=index == 0 or normalization_kind is None,
+            filters, 4, strides=stride, use_bias=index == 0 or normalization_kind != "batch",
             kernel_initializer=kernel_init(),
         )(x)
         if index > 0:
