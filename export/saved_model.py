@@ -78,6 +78,15 @@ def unconditional_archive(model):
     return archive
 
 
+def archive_for(model):
+    """The signatures a model is served with: image-to-image models translate, GANs sample."""
+    if hasattr(model, "translators"):
+        from export.translation import image_to_image_archive
+
+        return image_to_image_archive(model)
+    return unconditional_archive(model)
+
+
 def load_trained_model(path):
     """A run directory (its ``model.keras``) or a ``.keras`` file -> the loaded model."""
     if os.path.isdir(path):
@@ -105,7 +114,7 @@ def export_model(model, base, name, version=None, archive=None):
     if os.path.exists(target):
         raise ExportError(f"{target} already exists; versions are immutable, pick another --version.")
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    archive = archive or unconditional_archive(model)
+    archive = archive or archive_for(model)
     staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=os.path.dirname(target))
     try:
         archive.write_out(staging, verbose=False)

@@ -32,12 +32,12 @@ from export.saved_model import encode_png_batch
 
 def check_size(images, stride, signature):
     """``images`` once H and W are known to be multiples of ``stride`` (else INVALID_ARGUMENT)."""
-    shape = tf.shape(images)
+    size = tf.shape(images)[1:3]
     check = tf.debugging.assert_equal(
-        shape[1:3] % stride, tf.zeros([2], tf.int32),
-        message=f"{signature}: image height and width must be multiples of {stride} "
-        "(the generator's total stride); got [batch, height, width, channels] =",
-        data=[shape], summarize=4,
+        size, size // stride * stride,
+        message=f"{signature}: image height and width must be multiples of {stride} (the "
+        "generator's total stride); x = the input's [height, width], y = the multiples of "
+        f"{stride} below them",
     )
     with tf.control_dependencies([check]):
         return tf.identity(images)
@@ -85,7 +85,8 @@ def image_to_image_archive(model):
         archive.track(generator)
     if len(translators) == 1:
         (generator,) = translators.values()
-        (translate, images_spec), (translate_bytes, bytes_spec) = _endpoints(generator, stride, "serving_default")
+        endpoints = _endpoints(generator, stride, "serving_default")
+        (translate, images_spec), (translate_bytes, bytes_spec) = endpoints
         archive.add_endpoint("serving_default", translate, input_signature=[images_spec])
         archive.add_endpoint("translate_bytes", translate_bytes, input_signature=[bytes_spec])
         return archive

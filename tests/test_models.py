@@ -8,7 +8,7 @@ import pytest
 
 import zoo
 
-MODELS = zoo.list_models()
+MODELS = zoo.list_models(kind="unconditional")  # image-to-image: tests/test_image_to_image.py
 
 
 def small_model(name, **overrides):

@@ -66,6 +66,12 @@ def resolve_config(
         dataset_spec = data.get_dataset_spec(dataset)
     except ValueError as error:
         raise ConfigError(str(error)) from None
+    if spec.kind != "unconditional":
+        raise ConfigError(
+            f"{model!r} is an {spec.kind} model; training.train trains the unconditional GANs "
+            f"({', '.join(zoo.list_models('unconditional'))}). Train it with fit on "
+            "training.image_pairs data (see docs/image_to_image.md)."
+        )
     hyperparameters = {**spec.defaults, "image_shape": list(dataset_spec.image_shape),
                        **(hyperparameters or {})}
     unknown = sorted(set(hyperparameters) - set(spec.defaults))
@@ -251,11 +257,11 @@ def build_parser():
         prog="python -m training.train",
         description="Train a GAN of the zoo on a data set, with sample grids, TensorBoard logs "
         "and resumable checkpoints.",
-        epilog=f"models: {', '.join(zoo.list_models())}; datasets: {', '.join(sorted(data.DATASETS))}. "
+        epilog=f"models: {', '.join(zoo.list_models('unconditional'))}; datasets: {', '.join(sorted(data.DATASETS))}. "
         "Example: python -m training.train dcgan --dataset fashion_mnist --epochs 5 --out runs/dcgan",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("model", help=f"one of: {', '.join(zoo.list_models())}")
+    parser.add_argument("model", help=f"one of: {', '.join(zoo.list_models('unconditional'))}")
     parser.add_argument("--dataset", default="fashion_mnist",
                         help=f"one of: {', '.join(sorted(data.DATASETS))}")
     parser.add_argument("--out", required=True, help="run directory")

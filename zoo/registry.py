@@ -27,6 +27,7 @@ class ModelSpec:
     build: Callable[..., keras.Model]
     paper: str
     training: dict = field(default_factory=dict)
+    kind: str = "unconditional"  # or "image_to_image": what data it takes and how it exports
 
     @property
     def defaults(self):
@@ -58,20 +59,21 @@ class ModelSpec:
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register_model(name, *, paper, training):
+def register_model(name, *, paper, training, kind="unconditional"):
     """Decorator registering a builder function under ``name``."""
 
     def decorator(build):
         if name in _REGISTRY:
             raise ValueError(f"A model named {name!r} is already registered.")
-        _REGISTRY[name] = ModelSpec(name=name, build=build, paper=paper, training=training)
+        _REGISTRY[name] = ModelSpec(name=name, build=build, paper=paper, training=training, kind=kind)
         return build
 
     return decorator
 
 
-def list_models():
-    return sorted(_REGISTRY)
+def list_models(kind=None):
+    """Registered names, optionally only those of one ``kind``."""
+    return sorted(name for name, spec in _REGISTRY.items() if kind in (None, spec.kind))
 
 
 def get_spec(name):

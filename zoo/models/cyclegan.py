@@ -403,6 +403,7 @@ class CycleGAN(TwoPlayerCompileMixin, keras.Model):
     "cyclegan",
     paper="Zhu et al. 2017, Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks",
     training={"batch_size": 1, "g_optimizer": paper_adam(), "d_optimizer": paper_adam()},
+    kind="image_to_image",
 )
 def cyclegan(
     image_shape=(256, 256, 3),

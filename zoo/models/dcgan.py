@@ -18,7 +18,10 @@ import keras
 from zoo.base import AdversarialModel
 from zoo.registry import adam, register_model
 
-KERNEL_INIT = keras.initializers.RandomNormal(0.0, 0.02)
+def kernel_init():
+    """N(0, 0.02) weights (Radford 2015, sec. 4); a fresh initializer per layer, because one
+    unseeded instance shared by layers gives same-shaped layers identical weights."""
+    return keras.initializers.RandomNormal(0.0, 0.02)
 
 
 def num_resolution_steps(image_size):
@@ -39,7 +42,7 @@ def dcgan_generator(image_shape, latent_dim=100, width=128, kernel_size=5, batch
     steps = num_resolution_steps(height)
     start = height // 2**steps
     z = keras.Input((latent_dim,), name="z")
-    x = keras.layers.Dense(start * start * width * 2 ** (steps - 1), kernel_initializer=KERNEL_INIT)(z)
+    x = keras.layers.Dense(start * start * width * 2 ** (steps - 1), kernel_initializer=kernel_init())(z)
     x = keras.layers.Reshape((start, start, width * 2 ** (steps - 1)))(x)
     if batch_norm:
         x = keras.layers.BatchNormalization()(x)
@@ -47,14 +50,14 @@ def dcgan_generator(image_shape, latent_dim=100, width=128, kernel_size=5, batch
     for step in range(steps - 1, 0, -1):
         x = keras.layers.Conv2DTranspose(
             width * 2 ** (step - 1), kernel_size, strides=2, padding="same", use_bias=not batch_norm,
-            kernel_initializer=KERNEL_INIT,
+            kernel_initializer=kernel_init(),
         )(x)
         if batch_norm:
             x = keras.layers.BatchNormalization()(x)
         x = keras.layers.ReLU()(x)
     images = keras.layers.Conv2DTranspose(
         channels, kernel_size, strides=2, padding="same", activation="tanh",
-        kernel_initializer=KERNEL_INIT, name="images",
+        kernel_initializer=kernel_init(), name="images",
     )(x)
     return keras.Model(z, images, name="generator")
 
@@ -69,7 +72,7 @@ def dcgan_discriminator(image_shape, width=64, kernel_size=5, normalization="bat
     x = images
     for step in range(steps):
         x = wrap(keras.layers.Conv2D(
-            width * 2**step, kernel_size, strides=2, padding="same", kernel_initializer=KERNEL_INIT
+            width * 2**step, kernel_size, strides=2, padding="same", kernel_initializer=kernel_init()
         ))(x)
         if step > 0 and normalization == "batch":
             x = keras.layers.BatchNormalization()(x)
@@ -77,7 +80,7 @@ def dcgan_discriminator(image_shape, width=64, kernel_size=5, normalization="bat
             x = keras.layers.LayerNormalization(axis=(1, 2, 3))(x)
         x = keras.layers.LeakyReLU(0.2)(x)
     x = keras.layers.Flatten()(x)
-    logits = wrap(keras.layers.Dense(1, kernel_initializer=KERNEL_INIT, name="logits"))(x)
+    logits = wrap(keras.layers.Dense(1, kernel_initializer=kernel_init(), name="logits"))(x)
     return keras.Model(images, logits, name="discriminator")
 
 
