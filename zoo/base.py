@@ -33,8 +33,46 @@ STABILISER_DEFAULTS = {
 }
 
 
+class TwoPlayerCompileMixin:
+    """``compile(g_optimizer, d_optimizer)`` and its ``.keras`` round trip.
+
+    The model defines ``generator_variables`` and ``discriminator_variables`` (all generators'
+    and all discriminators' trainable variables, in a fixed order).
+    """
+
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        """Compile with one optimizer per player; ``kwargs`` go to ``keras.Model.compile``."""
+        super().compile(**kwargs)
+        self.g_optimizer = keras.optimizers.get(g_optimizer)
+        self.d_optimizer = keras.optimizers.get(d_optimizer)
+        # Build the slots now, outside any traced function or distribution replica context.
+        self.g_optimizer.build(self.generator_variables)
+        self.d_optimizer.build(self.discriminator_variables)
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return {}
+        return {
+            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
+            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
+            "jit_compile": self.jit_compile,
+            "steps_per_execution": self.steps_per_execution,
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]),
+            d_optimizer=keras.optimizers.deserialize(config["d_optimizer"]),
+            jit_compile=config.get("jit_compile", "auto"),
+            steps_per_execution=config.get("steps_per_execution", 1),
+        )
+
+    def apply_player_gradients(self, optimizer, tape, loss, variables):
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+
 @keras.saving.register_keras_serializable(package="zoo")
-class AdversarialModel(keras.Model):
+class AdversarialModel(TwoPlayerCompileMixin, keras.Model):
     """An unconditional GAN: ``model(z)`` is ``generator(z)``; ``fit`` trains both players.
 
     Args:
@@ -133,32 +171,13 @@ class AdversarialModel(keras.Model):
 
     # --- Training ------------------------------------------------------------------------------
 
-    def compile(self, g_optimizer, d_optimizer, **kwargs):
-        """Compile with one optimizer per player; ``kwargs`` go to ``keras.Model.compile``."""
-        super().compile(**kwargs)
-        self.g_optimizer = keras.optimizers.get(g_optimizer)
-        self.d_optimizer = keras.optimizers.get(d_optimizer)
-        # Build the slots now, outside any traced function or distribution replica context.
-        self.g_optimizer.build(self.generator.trainable_variables)
-        self.d_optimizer.build(self.discriminator.trainable_variables)
+    @property
+    def generator_variables(self):
+        return self.generator.trainable_variables
 
-    def get_compile_config(self):
-        if not self.compiled:
-            return {}
-        return {
-            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
-            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
-            "jit_compile": self.jit_compile,
-            "steps_per_execution": self.steps_per_execution,
-        }
-
-    def compile_from_config(self, config):
-        self.compile(
-            g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]),
-            d_optimizer=keras.optimizers.deserialize(config["d_optimizer"]),
-            jit_compile=config.get("jit_compile", "auto"),
-            steps_per_execution=config.get("steps_per_execution", 1),
-        )
+    @property
+    def discriminator_variables(self):
+        return self.discriminator.trainable_variables
 
     @property
     def metrics(self):

@@ -37,9 +37,9 @@ import tensorflow as tf
 from keras import ops
 
 from zoo import losses as zoo_losses
+from zoo.base import TwoPlayerCompileMixin
 from zoo.models.image_to_image import (
     ReflectionPadding2D,
-    TwoPlayerCompileMixin,
     check_image_size,
     kernel_init,
     l1_distance,

@@ -10,8 +10,6 @@
 - ``ReflectionPadding2D``: reflection padding (Keras has none), used by CycleGAN's generator.
 - ``PersistentDropout``: dropout that stays on at inference, pix2pix's noise source (Isola
   2017, sec. 3.1: "we apply dropout at test time").
-- ``TwoPlayerCompileMixin``: ``compile(g_optimizer, d_optimizer)`` with its config round trip,
-  so a ``.keras`` reload restores both optimizers and ``fit`` continues.
 - ``total_stride``: the factor a fully convolutional generator needs H and W to be a multiple of.
 
 Weights are drawn from N(0, 0.02) as in both papers' code. Every layer gets a fresh initializer:
@@ -154,41 +152,3 @@ def check_image_size(image_shape, stride, what="image"):
 def l1_distance(a, b):
     """``E[|a - b|]``, the L1 reconstruction term of both papers."""
     return ops.mean(ops.abs(ops.convert_to_tensor(a, "float32") - ops.convert_to_tensor(b, "float32")))
-
-
-class TwoPlayerCompileMixin:
-    """``compile(g_optimizer, d_optimizer)`` and its ``.keras`` round trip.
-
-    The model defines ``generator_variables`` and ``discriminator_variables`` (all generators'
-    and all discriminators' trainable variables, in a fixed order).
-    """
-
-    def compile(self, g_optimizer, d_optimizer, **kwargs):
-        """Compile with one optimizer per player; ``kwargs`` go to ``keras.Model.compile``."""
-        super().compile(**kwargs)
-        self.g_optimizer = keras.optimizers.get(g_optimizer)
-        self.d_optimizer = keras.optimizers.get(d_optimizer)
-        # Build the slots now, outside any traced function or distribution replica context.
-        self.g_optimizer.build(self.generator_variables)
-        self.d_optimizer.build(self.discriminator_variables)
-
-    def get_compile_config(self):
-        if not self.compiled:
-            return {}
-        return {
-            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
-            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
-            "jit_compile": self.jit_compile,
-            "steps_per_execution": self.steps_per_execution,
-        }
-
-    def compile_from_config(self, config):
-        self.compile(
-            g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]),
-            d_optimizer=keras.optimizers.deserialize(config["d_optimizer"]),
-            jit_compile=config.get("jit_compile", "auto"),
-            steps_per_execution=config.get("steps_per_execution", 1),
-        )
-
-    def apply_player_gradients(self, optimizer, tape, loss, variables):
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
