@@ -1,6 +1,5 @@
 """pix2pix and CycleGAN: the model contract, their paper-specific parts, real data and export."""
 
-import copy
 import functools
 import importlib
 import json
@@ -52,11 +51,7 @@ def small_model(name, **overrides):
     """The registered model at small widths, compiled with its paper's optimizers."""
     model = build(name, seed=3, **{**SMALL[name], **overrides})
     registered = spec(name)
-    # Keras's Optimizer.from_config replaces a nested learning-rate dict in place: pass copies so
-    # the registry's training defaults stay plain configs.
-    optimizers = registered.make_optimizers(**copy.deepcopy(
-        {key: registered.training[key] for key in ("g_optimizer", "d_optimizer")}))
-    model.compile(*optimizers)
+    model.compile(*registered.make_optimizers())
     return model
 
 
@@ -183,8 +178,7 @@ def test_registry_training_defaults_are_the_papers():
     assert pix2pix.defaults["l1_weight"] == 100.0 and pix2pix.defaults["loss"] == "non_saturating"
     assert cyclegan.defaults["cycle_weight"] == 10.0 and cyclegan.defaults["identity_weight"] == 0.5
     assert cyclegan.defaults["loss"] == "least_squares" and cyclegan.defaults["residual_blocks"] == 9
-    g_optimizer, _ = cyclegan.make_optimizers(**copy.deepcopy(
-        {key: cyclegan.training[key] for key in ("g_optimizer", "d_optimizer")}))
+    g_optimizer, _ = cyclegan.make_optimizers()
     assert g_optimizer.beta_1 == 0.5
     schedule = g_optimizer._learning_rate
     assert (schedule.constant_steps, schedule.decay_steps) == (100 * 1334, 100 * 1334)

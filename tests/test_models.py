@@ -151,3 +151,13 @@ def test_trains_under_a_distribution_strategy():
     history = model.fit(real_batch(model, 20), batch_size=10, epochs=1, verbose=0)
     assert np.isfinite(history.history["d_loss"][-1])
     assert model.d_optimizer.iterations.numpy() == 10 and model.g_optimizer.iterations.numpy() == 2
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_make_optimizers_leaves_the_registered_defaults_alone(name):
+    import json
+
+    spec = zoo.get_spec(name)
+    before = json.dumps(spec.training, sort_keys=True)
+    spec.make_optimizers()
+    assert json.dumps(spec.training, sort_keys=True) == before

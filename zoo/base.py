@@ -33,12 +33,34 @@ STABILISER_DEFAULTS = {
 }
 
 
-class TwoPlayerCompileMixin:
-    """``compile(g_optimizer, d_optimizer)`` and its ``.keras`` round trip.
+class TwoPlayerMixin:
+    """What every zoo model shares: ``compile(g_optimizer, d_optimizer)`` and the ``.keras``
+    round trip of both optimizers and of the sub-networks named in ``NETWORKS``.
 
-    The model defines ``generator_variables`` and ``discriminator_variables`` (all generators'
-    and all discriminators' trainable variables, in a fixed order).
+    ``generator_variables`` / ``discriminator_variables`` default to the trainable variables
+    of ``generator`` / ``discriminator``; models with several networks per player override them.
     """
+
+    NETWORKS = ("generator", "discriminator")
+
+    @property
+    def generator_variables(self):
+        return self.generator.trainable_variables
+
+    @property
+    def discriminator_variables(self):
+        return self.discriminator.trainable_variables
+
+    def serialize_networks(self):
+        """The ``NETWORKS`` as nested Keras configs, for ``get_config``."""
+        return {key: keras.saving.serialize_keras_object(getattr(self, key)) for key in self.NETWORKS}
+
+    @classmethod
+    def from_config(cls, config):
+        config = copy.deepcopy(config)  # deserialisation consumes the nested dicts
+        for key in cls.NETWORKS:
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
 
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         """Compile with one optimizer per player; ``kwargs`` go to ``keras.Model.compile``."""
@@ -72,7 +94,7 @@ class TwoPlayerCompileMixin:
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class AdversarialModel(TwoPlayerCompileMixin, keras.Model):
+class AdversarialModel(TwoPlayerMixin, keras.Model):
     """An unconditional GAN: ``model(z)`` is ``generator(z)``; ``fit`` trains both players.
 
     Args:
@@ -172,14 +194,6 @@ class AdversarialModel(TwoPlayerCompileMixin, keras.Model):
     # --- Training ------------------------------------------------------------------------------
 
     @property
-    def generator_variables(self):
-        return self.generator.trainable_variables
-
-    @property
-    def discriminator_variables(self):
-        return self.discriminator.trainable_variables
-
-    @property
     def metrics(self):
         trackers = [self.d_loss_tracker, self.g_loss_tracker]
         if self.gradient_penalty_weight or self.r1_gamma:
@@ -276,8 +290,7 @@ class AdversarialModel(TwoPlayerCompileMixin, keras.Model):
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "generator": keras.saving.serialize_keras_object(self.generator),
-            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            **self.serialize_networks(),
             "loss": self.loss_name,
             "n_critic": self.n_critic,
             "latent_distribution": self.latent_distribution,
@@ -289,10 +302,3 @@ class AdversarialModel(TwoPlayerCompileMixin, keras.Model):
             "instance_noise_steps": self.instance_noise_steps,
             "seed": self.seed,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = copy.deepcopy(config)  # deserialisation consumes the nested dicts
-        for key in ("generator", "discriminator"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)

@@ -30,14 +30,13 @@ outputs) and ``D_A`` (real A vs F's outputs), trained on *unpaired* batches ``(a
 
 from __future__ import annotations
 
-import copy
 
 import keras
 import tensorflow as tf
 from keras import ops
 
 from zoo import losses as zoo_losses
-from zoo.base import TwoPlayerCompileMixin
+from zoo.base import TwoPlayerMixin
 from zoo.models.image_to_image import (
     ReflectionPadding2D,
     check_image_size,
@@ -235,7 +234,7 @@ def resnet_generator(channels, width=64, residual_blocks=9, name="generator"):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class CycleGAN(TwoPlayerCompileMixin, keras.Model):
+class CycleGAN(TwoPlayerMixin, keras.Model):
     """CycleGAN: ``model(a)`` is ``generator_ab(a)``; ``fit`` takes unpaired ``(images_a, images_b)``.
 
     Args:
@@ -382,7 +381,7 @@ class CycleGAN(TwoPlayerCompileMixin, keras.Model):
         return {
             "name": self.name,
             "trainable": self.trainable,
-            **{key: keras.saving.serialize_keras_object(getattr(self, key)) for key in self.NETWORKS},
+            **self.serialize_networks(),
             "image_shape": self.image_shape,
             "loss": self.loss_name,
             "cycle_weight": self.cycle_weight,
@@ -390,13 +389,6 @@ class CycleGAN(TwoPlayerCompileMixin, keras.Model):
             "pool_size": self.pool_size,
             "seed": self.seed,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = copy.deepcopy(config)  # deserialisation consumes the nested dicts
-        for key in cls.NETWORKS:
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
 
 
 @register_model(

@@ -30,14 +30,13 @@ A conditional GAN on paired images ``(x, y)``: G translates x to y, D judges ``(
 
 from __future__ import annotations
 
-import copy
 
 import keras
 import tensorflow as tf
 from keras import ops
 
 from zoo import losses as zoo_losses
-from zoo.base import TwoPlayerCompileMixin
+from zoo.base import TwoPlayerMixin
 from zoo.models.image_to_image import (
     PersistentDropout,
     check_image_size,
@@ -107,7 +106,7 @@ def unet_generator(
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class Pix2Pix(TwoPlayerCompileMixin, keras.Model):
+class Pix2Pix(TwoPlayerMixin, keras.Model):
     """pix2pix: ``model(x)`` is ``generator(x)``; ``fit`` takes ``(input_images, target_images)``.
 
     Args:
@@ -160,14 +159,6 @@ class Pix2Pix(TwoPlayerCompileMixin, keras.Model):
         return self.generator(inputs, training=False)
 
     # --- Training ------------------------------------------------------------------------------
-
-    @property
-    def generator_variables(self):
-        return self.generator.trainable_variables
-
-    @property
-    def discriminator_variables(self):
-        return self.discriminator.trainable_variables
 
     @property
     def metrics(self):
@@ -229,20 +220,12 @@ class Pix2Pix(TwoPlayerCompileMixin, keras.Model):
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "generator": keras.saving.serialize_keras_object(self.generator),
-            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            **self.serialize_networks(),
             "loss": self.loss_name,
             "l1_weight": self.l1_weight,
             "adversarial_weight": self.adversarial_weight,
             "discriminator_loss_weight": self.discriminator_loss_weight,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = copy.deepcopy(config)  # deserialisation consumes the nested dicts
-        for key in ("generator", "discriminator"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
 
 
 @register_model(
