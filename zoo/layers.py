@@ -4,6 +4,13 @@ import keras
 from keras import ops
 
 
+def kernel_init():
+    """N(0, 0.02) weights (Radford 2015, sec. 4; also pix2pix and CycleGAN). A fresh initializer
+    per layer, because one unseeded instance shared by layers gives same-shaped layers identical
+    weights."""
+    return keras.initializers.RandomNormal(0.0, 0.02)
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class Maxout(keras.layers.Layer):
     """Dense maxout units: the max over ``pieces`` affine pieces (Goodfellow et al. 2013, "Maxout

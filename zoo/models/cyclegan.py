@@ -37,10 +37,10 @@ from keras import ops
 
 from zoo import losses as zoo_losses
 from zoo.base import TwoPlayerMixin
+from zoo.layers import kernel_init
 from zoo.models.image_to_image import (
     ReflectionPadding2D,
     check_image_size,
-    kernel_init,
     l1_distance,
     normalization,
     patchgan_discriminator,

@@ -16,12 +16,9 @@ The builders here are reused by the other DCGAN-style variants (WGAN, WGAN-GP, L
 import keras
 
 from zoo.base import AdversarialModel
+from zoo.layers import kernel_init
 from zoo.registry import adam, register_model
 
-def kernel_init():
-    """N(0, 0.02) weights (Radford 2015, sec. 4); a fresh initializer per layer, because one
-    unseeded instance shared by layers gives same-shaped layers identical weights."""
-    return keras.initializers.RandomNormal(0.0, 0.02)
 
 
 def num_resolution_steps(image_size):

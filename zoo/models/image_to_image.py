@@ -12,9 +12,7 @@
   2017, sec. 3.1: "we apply dropout at test time").
 - ``total_stride``: the factor a fully convolutional generator needs H and W to be a multiple of.
 
-Weights are drawn from N(0, 0.02) as in both papers' code. Every layer gets a fresh initializer:
-a Keras 3 initializer instance seeded with None draws the *same* values on every call, so one
-shared instance would give equal kernels to every layer of the same shape.
+Weights are drawn from N(0, 0.02) as in both papers' code, by ``zoo.layers.kernel_init``.
 """
 
 from __future__ import annotations
@@ -22,12 +20,11 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from zoo.layers import kernel_init
+
 INSTANCE_NORM_EPSILON = 1e-5  # PyTorch's InstanceNorm2d default, used by both papers' code
 
 
-def kernel_init():
-    """A fresh N(0, 0.02) initializer (one per layer, see the module docstring)."""
-    return keras.initializers.RandomNormal(0.0, 0.02)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
