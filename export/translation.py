@@ -16,10 +16,13 @@ as ``serving_default``), ``a_to_b_bytes`` and ``b_to_a_bytes`` (encoded images),
 
 H and W are dynamic: the generators are fully convolutional and take any size that is a
 multiple of their total stride (2^depth for pix2pix's U-Net, 4 for CycleGAN's ResNet). Any other
-size is refused inside the graph (``tf.debugging.assert_equal``) before the generator runs, so
+size is refused inside the graph (``tf.debugging.Assert``) before the generator runs, so
 TF Serving answers INVALID_ARGUMENT with a message naming the stride, instead of failing deep
-in a convolution. pix2pix's generator keeps its dropout at inference (the paper's noise), so
-its outputs vary from call to call unless it was built with ``test_time_dropout=False``.
+in a convolution. The bytes signatures likewise refuse, with INVALID_ARGUMENT, strings that are
+not PNG or JPEG ("image_bytes must be PNG or JPEG", by their magic bytes) and batches of mixed
+sizes, all in plain TF ops (no PyFunc: real TF Serving loads the SavedModel as is).
+pix2pix's generator keeps its dropout at inference (the paper's noise), so its outputs vary
+from call to call unless it was built with ``test_time_dropout=False``.
 """
 
 from __future__ import annotations
@@ -31,39 +34,84 @@ from export.saved_model import encode_png_batch
 
 
 def check_size(images, stride, signature):
-    """``images`` once H and W are known to be multiples of ``stride`` (else INVALID_ARGUMENT)."""
-    size = tf.shape(images)[1:3]
-    check = tf.debugging.assert_equal(
-        size, size // stride * stride,
-        message=f"{signature}: image height and width must be multiples of {stride} (the "
-        "generator's total stride); x = the input's [height, width], y = the multiples of "
-        f"{stride} below them",
+    """``images`` once H and W are positive multiples of ``stride`` (else INVALID_ARGUMENT).
+
+    An empty batch passes whatever its H and W (the bytes signatures give [0, 0, 0, C]).
+    """
+    shape = tf.shape(images)
+    size = shape[1:3]
+    fits = tf.logical_and(
+        tf.reduce_all(tf.equal(size % stride, 0)),
+        tf.logical_or(tf.reduce_all(size > 0), tf.equal(shape[0], 0)),
     )
+    check = tf.debugging.Assert(fits, [
+        f"{signature}: image height and width must be positive multiples of {stride} (the "
+        "total stride of the generator); got [height, width] =",
+        size,
+    ])
     with tf.control_dependencies([check]):
         return tf.identity(images)
 
 
-def decode_batch(image_bytes, channels):
-    """PNG/JPEG strings -> float32 [batch, H, W, channels] in [-1, 1] (all of one size)."""
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+
+
+def check_formats(image_bytes, signature):
+    """``image_bytes`` once each string starts as a PNG or JPEG does (else INVALID_ARGUMENT).
+
+    Checked by the files' magic bytes in plain string ops, so the message names the contract
+    (and the offending batch indices) instead of the decoder's list of every format it knows.
+    """
+    is_png = tf.equal(tf.strings.substr(image_bytes, 0, len(PNG_SIGNATURE)), PNG_SIGNATURE)
+    is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, len(JPEG_SIGNATURE)), JPEG_SIGNATURE)
+    known = tf.logical_or(is_png, is_jpeg)
+    check = tf.debugging.Assert(tf.reduce_all(known), [
+        f"{signature}: image_bytes must be PNG or JPEG images; not PNG or JPEG at batch index",
+        tf.where(tf.logical_not(known))[:, 0],
+    ])
+    with tf.control_dependencies([check]):
+        return tf.identity(image_bytes)
+
+
+def decode_batch(image_bytes, channels, signature="translate_bytes"):
+    """PNG/JPEG strings -> float32 [batch, H, W, channels] in [-1, 1].
+
+    INVALID_ARGUMENT unless every string is a PNG or JPEG and all have one height and width.
+    An empty batch gives [0, 0, 0, channels].
+    """
 
     def decode(data):
         image = tf.io.decode_image(data, channels=channels, expand_animations=False)
-        return tf.cast(image, tf.float32) / 127.5 - 1.0
+        pixels = tf.cast(image, tf.float32) / 127.5 - 1.0
+        return tf.reshape(pixels, [-1]), tf.shape(image, out_type=tf.int32)
 
-    return tf.map_fn(
-        decode, image_bytes, fn_output_signature=tf.TensorSpec([None, None, channels], tf.float32)
+    flat, shapes = tf.map_fn(
+        decode, check_formats(image_bytes, signature),
+        fn_output_signature=(tf.RaggedTensorSpec([None], tf.float32, ragged_rank=0),
+                             tf.TensorSpec([3], tf.int32)),
     )
+    shape = tf.concat([shapes, [[0, 0, channels]]], axis=0)[0]  # the first image's (or empty)
+    same = tf.debugging.assert_equal(
+        shapes, tf.broadcast_to(shape, tf.shape(shapes)),
+        message=f"{signature}: all images of one request must have the same height and width; "
+        "x = the [height, width, channels] of each image, y = those of the first",
+        summarize=30,
+    )
+    with tf.control_dependencies([same]):
+        batch = tf.shape(image_bytes, out_type=tf.int32)[:1]
+        return tf.reshape(flat.flat_values, tf.concat([batch, shape], axis=0))
 
 
-def _endpoints(generator, stride, name):
-    """The float and the bytes endpoint functions of one generator."""
+def _endpoints(generator, stride, name, bytes_name):
+    """The float and the bytes endpoint functions of one generator (named in their errors)."""
     channels = int(generator.input_shape[-1])
 
     def translate(images):
         return {"images": generator(check_size(images, stride, name), training=False)}
 
     def translate_bytes(image_bytes):
-        images = check_size(decode_batch(image_bytes, channels), stride, name)
+        images = check_size(decode_batch(image_bytes, channels, bytes_name), stride, bytes_name)
         return {"image_png_bytes": encode_png_batch(generator(images, training=False))}
 
     images_spec = tf.TensorSpec([None, None, None, channels], tf.float32, name="images")
@@ -85,13 +133,14 @@ def image_to_image_archive(model):
         archive.track(generator)
     if len(translators) == 1:
         (generator,) = translators.values()
-        endpoints = _endpoints(generator, stride, "serving_default")
+        endpoints = _endpoints(generator, stride, "serving_default", "translate_bytes")
         (translate, images_spec), (translate_bytes, bytes_spec) = endpoints
         archive.add_endpoint("serving_default", translate, input_signature=[images_spec])
         archive.add_endpoint("translate_bytes", translate_bytes, input_signature=[bytes_spec])
         return archive
     for index, (name, generator) in enumerate(translators.items()):
-        (translate, images_spec), (translate_bytes, bytes_spec) = _endpoints(generator, stride, name)
+        (translate, images_spec), (translate_bytes, bytes_spec) = _endpoints(
+            generator, stride, name, f"{name}_bytes")
         archive.add_endpoint(name, translate, input_signature=[images_spec])
         archive.add_endpoint(f"{name}_bytes", translate_bytes, input_signature=[bytes_spec])
         if index == 0:
