@@ -1,4 +1,4 @@
-"""Callbacks shared by every training run: sample grids and resumable checkpoints."""
+"""Callbacks shared by every training run: sample and translation grids, resumable checkpoints."""
 
 import os
 
@@ -34,6 +34,45 @@ class SampleGrid(keras.callbacks.Callback):
             with self.writer.as_default():
                 tf.summary.image("samples", grid[None], step=epoch + 1)
             self.writer.flush()
+
+
+class TranslationGrid(keras.callbacks.Callback):
+    """After each epoch, translate fixed held-out examples into ``samples/epoch_NNN.png``.
+
+    ``examples`` is one batch ``(a, b)``. Paired data gives rows *input, output, target*;
+    unpaired data (CycleGAN) gives rows *a, G(a), F(G(a))* then *b, F(b), G(F(b))*.
+    Grey images are shown as RGB next to colour ones.
+    """
+
+    def __init__(self, run_dir, examples, paired, log_dir=None):
+        super().__init__()
+        self.samples_dir = os.path.join(run_dir, "samples")
+        self.examples = examples
+        self.paired = paired
+        self.writer = tf.summary.create_file_writer(log_dir) if log_dir else None
+
+    def on_epoch_end(self, epoch, logs=None):
+        grid = save_grid(os.path.join(self.samples_dir, f"epoch_{epoch + 1:03d}.png"),
+                         translation_rows(self.model, *self.examples, paired=self.paired), columns=3)
+        if self.writer is not None:
+            with self.writer.as_default():
+                tf.summary.image("translations", grid[None], step=epoch + 1)
+            self.writer.flush()
+
+
+def translation_rows(model, a, b, paired):
+    """``(3 * N, H, W, C)`` images: one row of three per example (see ``TranslationGrid``)."""
+    if paired:
+        rows = [(x, y, target) for x, y, target in zip(a, model.translate(a), b)]
+    else:
+        half = max(1, len(a) // 2)
+        a, b = a[:half], b[:half]
+        fake_b, fake_a = model.translate(a, "a_to_b"), model.translate(b, "b_to_a")
+        cycled_a, cycled_b = model.translate(fake_b, "b_to_a"), model.translate(fake_a, "a_to_b")
+        rows = list(zip(a, fake_b, cycled_a)) + list(zip(b, fake_a, cycled_b))
+    images = [np.asarray(image, np.float32) for row in rows for image in row]
+    channels = max(image.shape[-1] for image in images)
+    return np.stack([np.repeat(image, channels // image.shape[-1], axis=-1) for image in images])
 
 
 class ResumableCheckpoint(keras.callbacks.Callback):

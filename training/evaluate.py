@@ -8,6 +8,13 @@ version: in the model's directory, since versions are immutable). Metric names c
 feature network and sample count (``fid_fmnist_10k``), so figures of different protocols are
 never compared by accident.
 
+Image-to-image models (pix2pix, CycleGAN) get translation metrics instead of FID/KID
+(``training.translation_quality``): ``--task edges_to_photo|grey_to_colour`` (required for a
+pix2pix ``.keras`` file or SavedModel; a run directory's ``config.json`` names it) gives L1,
+PSNR and SSIM on the held-out tiles with the input-itself baseline (``baseline_input``),
+``--crop-size`` their size; CycleGAN gets ``sneakers_and_boots``: translation accuracy, cycle
+L1 and FID against the real target class.
+
 ``--reference`` prints the calibration instead: the real-data floor (train split against test
 split) and a noise ceiling (Gaussian noise images), under the same protocol.
 """
@@ -23,7 +30,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from training import data, metrics
+from training import data, image_pairs, metrics
 from training.feature_networks import load_feature_network
 
 SAMPLE_BATCH = 500
@@ -32,16 +39,10 @@ SAMPLE_BATCH = 500
 # --- Generated images from any of the three model-path kinds ------------------------------------
 
 
-def load_sampler(model_path):
-    """``(sample(num, seed) -> images in [-1, 1], kind)`` for a run dir, .keras file or SavedModel."""
+def load_model(model_path):
+    """``(model, kind)``: the Keras model of a run dir or .keras file, or the loaded SavedModel."""
     if os.path.isfile(os.path.join(model_path, "saved_model.pb")):
-        signature = tf.saved_model.load(model_path).signatures["generate_from_seed"]
-
-        def sample(num, seed):
-            seeds = tf.range(seed * 10**7, seed * 10**7 + num, dtype=tf.int64)
-            return signature(seed=seeds)["images"].numpy()
-
-        return sample, "saved_model"
+        return tf.saved_model.load(model_path), "saved_model"
     path = os.path.join(model_path, "model.keras") if os.path.isdir(model_path) else model_path
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -52,13 +53,31 @@ def load_sampler(model_path):
 
     import zoo  # noqa: F401  (registers the zoo's classes)
 
-    model = keras.saving.load_model(path)
+    return keras.saving.load_model(path), "run_dir" if os.path.isdir(model_path) else "keras"
+
+
+def sampler_of(model):
+    """``sample(num, seed) -> images in [-1, 1]`` of a model returned by ``load_model``."""
+    if hasattr(model, "signatures"):
+        signature = model.signatures["generate_from_seed"]
+
+        def sample(num, seed):
+            seeds = tf.range(seed * 10**7, seed * 10**7 + num, dtype=tf.int64)
+            return signature(seed=seeds)["images"].numpy()
+
+        return sample
 
     def sample(num, seed):
         noise = model.sample_latent(num, seed=seed)
         return np.asarray(model.generator(noise, training=False))
 
-    return sample, "run_dir" if os.path.isdir(model_path) else "keras"
+    return sample
+
+
+def load_sampler(model_path):
+    """``(sample(num, seed) -> images in [-1, 1], kind)`` for a run dir, .keras file or SavedModel."""
+    model, kind = load_model(model_path)
+    return sampler_of(model), kind
 
 
 def batches_of(sample, num_samples, seed):
@@ -95,10 +114,10 @@ class FeatureSet:
         self.moments = metrics.RunningMoments()
         features, probabilities = [], []
         for batch in batches:
-            f = network.features(batch)
+            f, p = network.features_and_probabilities(batch)
             self.moments.update(f)
             features.append(f.astype(np.float32))
-            probabilities.append(network.probabilities(batch).astype(np.float32))
+            probabilities.append(p.astype(np.float32))
         self.features = np.concatenate(features)
         self.probabilities = np.concatenate(probabilities)
 
@@ -135,16 +154,41 @@ def protocol(network, dataset, num_samples, reference_split, seed):
             "num_samples": num_samples, "seed": seed}
 
 
-def evaluate(model_path, dataset="fashion_mnist", num_samples=10_000, seed=0, data_dir=None):
-    """Metrics of the generator at ``model_path`` against the real test split."""
+def _run_task(model_path):
+    """The translation data set a run directory was trained on (its ``config.json``), if any."""
+    config_path = os.path.join(model_path, "config.json")
+    if not os.path.isfile(config_path):
+        return None
+    with open(config_path) as f:
+        dataset = json.load(f).get("dataset")
+    return dataset if dataset in image_pairs.TRANSLATION_DATASETS else None
+
+
+def evaluate(model_path, dataset="fashion_mnist", num_samples=None, seed=0, data_dir=None,
+             task=None, crop_size=None):
+    """Metrics of the model at ``model_path`` against the real test split.
+
+    An image-to-image model (or any model with ``task``) gets the translation metrics of
+    ``training.translation_quality`` instead; ``num_samples`` defaults to 10,000 (1,000 for
+    ``sneakers_and_boots``).
+    """
     started = time.perf_counter()
-    sample, kind = load_sampler(model_path)
+    model, kind = load_model(model_path)
+    head = {"model_path": os.path.abspath(model_path), "model_kind": kind}
+    from training import translation_quality  # imports this module: imported late
+
+    task = task or _run_task(model_path)
+    if task is not None or translation_quality.translators_of(model) is not None:
+        result = translation_quality.evaluate_translation(model, task, crop_size, num_samples, data_dir)
+        return {**head, **result, "seconds": round(time.perf_counter() - started, 1)}
+    if crop_size is not None:
+        raise ValueError("--crop-size applies to image-to-image models only.")
+    num_samples = num_samples or 10_000
     network = load_feature_network(dataset)
     real = FeatureSet(network, real_batches(dataset, "test", num_samples, data_dir))
-    fake = FeatureSet(network, batches_of(sample, num_samples, seed))
+    fake = FeatureSet(network, batches_of(sampler_of(model), num_samples, seed))
     return {
-        "model_path": os.path.abspath(model_path),
-        "model_kind": kind,
+        **head,
         "metrics": compare(fake, real, network.name, seed),
         "protocol": protocol(network, dataset, num_samples, "test", seed),
         "seconds": round(time.perf_counter() - started, 1),
@@ -189,9 +233,15 @@ def build_parser():
     parser.add_argument("model_path", nargs="?",
                         help="run directory, .keras file, or SavedModel version directory")
     parser.add_argument("--dataset", default="fashion_mnist")
-    parser.add_argument("--num-samples", type=int, default=10_000)
+    parser.add_argument("--num-samples", type=int, default=None,
+                        help="default 10,000 (1,000, all the test images, for sneakers_and_boots)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--task", default=None,
+                        help="image-to-image models: edges_to_photo or grey_to_colour (pix2pix; "
+                        "default: the run directory's data set) or sneakers_and_boots (CycleGAN)")
+    parser.add_argument("--crop-size", type=int, default=None,
+                        help="paired tasks: tile size (default: the model's training size, else 64)")
     parser.add_argument("--reference", action="store_true",
                         help="print the real-data floor and noise ceiling instead")
     return parser
@@ -200,17 +250,20 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        if args.num_samples < 2:
+        if args.num_samples is not None and args.num_samples < 2:
             raise ValueError(f"--num-samples must be at least 2, got {args.num_samples}.")
+        if args.crop_size is not None and args.crop_size < 1:
+            raise ValueError(f"--crop-size must be positive, got {args.crop_size}.")
         if args.reference:
-            result = reference(args.dataset, args.num_samples, args.seed, args.data_dir)
+            result = reference(args.dataset, args.num_samples or 10_000, args.seed, args.data_dir)
         elif not args.model_path:
             raise ValueError("Give a MODEL_PATH, or --reference for the calibration figures.")
         else:
             result = evaluate(args.model_path, args.dataset, args.num_samples, args.seed,
-                              args.data_dir)
+                              args.data_dir, args.task, args.crop_size)
             append_jsonl(log_path_for(args.model_path), result)
-    except (ValueError, FileNotFoundError, data.DatasetNotPreparedError) as error:
+    except (ValueError, FileNotFoundError, data.DatasetNotPreparedError,
+            image_pairs.PhotoSourceUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2, sort_keys=True))

@@ -23,8 +23,10 @@ e.g. horse2zebra), which needs internet to download.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -303,3 +305,70 @@ def cycle_gan_tfds(
     if not repeat and min(sizes) > 0:
         dataset = dataset.take(max(sizes))
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+# --- The translation data sets, by name (what ``training.train`` takes for pix2pix and CycleGAN) --
+
+
+@dataclasses.dataclass(frozen=True)
+class TranslationDataset:
+    """A named source of ``(a, b)`` batches for the translation GANs.
+
+    ``paired``: ``b[i]`` is the target of ``a[i]`` (pix2pix) or an unrelated image (CycleGAN).
+    ``load(split, batch_size, image_size, seed, repeat, data_dir)`` returns the batches, square
+    images of side ``image_size``; ``num_examples(split, image_size)`` is the length of one epoch.
+    """
+
+    name: str
+    paired: bool
+    input_channels: int
+    output_channels: int
+    image_size: int
+    load: Callable[..., tf.data.Dataset]
+    num_examples: Callable[[str, int], int]
+    description: str
+
+
+def tile_count(split, crop_size, short_side=256):
+    """Non-overlapping ``crop_size`` tiles in the photos of ``split`` (one epoch of pairs)."""
+    return sum(len(_tiles(load_photo(name, short_side), crop_size)) for name in photo_names(split))
+
+
+def _paired(task):
+    def load(split, batch_size, image_size, seed=None, repeat=False, data_dir=None):
+        training = split == "train"
+        return photo_pairs(task, split, crop_size=image_size, batch_size=batch_size, seed=seed,
+                           shuffle=training, repeat=repeat, drop_remainder=training)
+
+    return load
+
+
+def _sneakers_and_boots(split, batch_size, image_size, seed=None, repeat=False, data_dir=None):
+    return sneakers_and_boots(split, batch_size, image_size, data_dir=data_dir,
+                              shuffle=split == "train", seed=seed, repeat=repeat)
+
+
+TRANSLATION_DATASETS = {
+    dataset.name: dataset
+    for dataset in (
+        TranslationDataset("edges_to_photo", True, 1, 3, 64, _paired("edges_to_photo"),
+                           lambda split, size: tile_count(split, size),
+                           "Canny edges -> photo crops (opencv-doc and scikit-image photos)"),
+        TranslationDataset("grey_to_colour", True, 1, 3, 64, _paired("grey_to_colour"),
+                           lambda split, size: tile_count(split, size),
+                           "luminance -> colour photo crops (opencv-doc and scikit-image photos)"),
+        TranslationDataset("sneakers_and_boots", False, 1, 1, 32, _sneakers_and_boots,
+                           lambda split, size: 6000 if split == "train" else 1000,
+                           "Fashion-MNIST sneakers (A) <-> ankle boots (B), unpaired, 32x32"),
+    )
+}
+
+
+def get_translation_dataset(name):
+    """The ``TranslationDataset`` called ``name``; ``ValueError`` lists the known names."""
+    try:
+        return TRANSLATION_DATASETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown translation dataset {name!r}; known: {', '.join(sorted(TRANSLATION_DATASETS))}"
+        ) from None

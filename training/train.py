@@ -1,9 +1,13 @@
 """Train any registered GAN: ``python -m training.train MODEL --dataset NAME --out RUN_DIR``.
 
-A run directory holds everything about a run:
+Unconditional GANs train on ``training.data`` sets (Fashion-MNIST); pix2pix on the paired and
+CycleGAN on the unpaired sets of ``training.image_pairs`` (``TRANSLATION_DATASETS``), whose
+held-out split is scored after each epoch (``val_*`` columns). A run directory holds everything
+about a run:
 
     RUN_DIR/config.json          resolved configuration (model defaults, overridden by flags)
-    RUN_DIR/samples/epoch_NNN.png  sample grid of a fixed noise batch after each epoch
+    RUN_DIR/samples/epoch_NNN.png  after each epoch: samples of a fixed noise batch, or
+                                 translations of fixed held-out examples (input, output, target)
     RUN_DIR/logs/                TensorBoard scalars and sample images
     RUN_DIR/checkpoints/         whole-model checkpoint after each epoch (resume point)
     RUN_DIR/state.json           last completed epoch and its checkpoint
@@ -24,16 +28,18 @@ import keras
 import tensorflow as tf
 
 import zoo
-from training import data
+from training import data, image_pairs
 from training.callbacks import (
     ResumableCheckpoint,
     SampleGrid,
     StopOnNonFiniteLoss,
+    TranslationGrid,
     latest_checkpoint,
 )
 from training.files import atomic_save_model, atomic_write_json
 
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+VALIDATION_EXAMPLES = 256  # held-out examples scored after each epoch of a translation run
 
 
 class ConfigError(ValueError):
@@ -63,17 +69,10 @@ def resolve_config(
     """The full configuration of a run: the model's registered defaults overridden by arguments."""
     try:
         spec = zoo.get_spec(model)
-        dataset_spec = data.get_dataset_spec(dataset)
+        data_hyperparameters = _data_hyperparameters(spec, dataset)
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    if spec.kind != "unconditional":
-        raise ConfigError(
-            f"{model!r} is an {spec.kind} model; training.train trains the unconditional GANs "
-            f"({', '.join(zoo.list_models('unconditional'))}). Train it with fit on "
-            "training.image_pairs data (see docs/image_to_image.md)."
-        )
-    hyperparameters = {**spec.defaults, "image_shape": list(dataset_spec.image_shape),
-                       **(hyperparameters or {})}
+    hyperparameters = {**spec.defaults, **data_hyperparameters, **(hyperparameters or {})}
     unknown = sorted(set(hyperparameters) - set(spec.defaults))
     if unknown:
         raise ConfigError(
@@ -84,13 +83,18 @@ def resolve_config(
     training = json.loads(json.dumps(spec.training))  # deep copy
     if batch_size is not None:
         training["batch_size"] = batch_size
-    if learning_rate is not None:
+    _check_positive(epochs=epochs, batch_size=training["batch_size"],
+                    steps_per_epoch=steps_per_epoch or 1)
+    if steps_per_epoch is None:  # one pass over the training split
+        images_per_step = training["batch_size"] * hyperparameters.get("n_critic", 1)
+        steps_per_epoch = max(1, _num_train_examples(spec, dataset, hyperparameters) // images_per_step)
+    if spec.run_optimizers is not None:
+        training.update(spec.run_optimizers(steps_per_epoch, epochs, learning_rate))
+    elif learning_rate is not None:
         for key in ("g_optimizer", "d_optimizer"):
             training[key]["config"]["learning_rate"] = learning_rate
     training.update(epochs=epochs, steps_per_epoch=steps_per_epoch, jit_compile=jit_compile,
                     seed=seed, strategy=strategy)
-    _check_positive(epochs=epochs, batch_size=training["batch_size"],
-                    steps_per_epoch=steps_per_epoch or 1)
     if strategy not in STRATEGIES:
         raise ConfigError(f"Unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}.")
     return {
@@ -102,6 +106,42 @@ def resolve_config(
         "training": training,
         "versions": {"zoo": zoo.__version__, "tensorflow": tf.__version__, "keras": keras.__version__},
     }
+
+
+def _data_hyperparameters(spec, dataset):
+    """The hyper-parameters a data set fixes: image shape (and pix2pix's input channels).
+
+    Unconditional GANs take the data sets of ``training.data``; pix2pix takes the paired and
+    CycleGAN the unpaired ones of ``training.image_pairs``.
+    """
+    if spec.kind == "unconditional":
+        return {"image_shape": list(data.get_dataset_spec(dataset).image_shape)}
+    translation = image_pairs.get_translation_dataset(dataset)
+    if translation.paired != spec.paired:
+        wanted = [name for name, d in image_pairs.TRANSLATION_DATASETS.items() if d.paired == spec.paired]
+        raise ValueError(
+            f"{spec.name} trains on {'paired' if spec.paired else 'unpaired'} data and "
+            f"{dataset!r} is {'paired' if translation.paired else 'unpaired'}; choose one of {wanted}."
+        )
+    size = translation.image_size
+    result = {"image_shape": [size, size, translation.output_channels]}
+    if "input_channels" in spec.defaults:
+        result["input_channels"] = translation.input_channels
+    return result
+
+
+def _num_train_examples(spec, dataset, hyperparameters):
+    if spec.kind == "unconditional":
+        return data.num_examples(dataset, "train")
+    return image_pairs.get_translation_dataset(dataset).num_examples("train", _image_size(hyperparameters))
+
+
+def _image_size(hyperparameters):
+    """The side of the square training images of a translation model (its ``image_shape``)."""
+    height, width = hyperparameters["image_shape"][:2]
+    if height != width:
+        raise ConfigError(f"translation data sets give square crops; got image_shape {hyperparameters['image_shape']}.")
+    return int(height)
 
 
 def _check_positive(**values):
@@ -191,13 +231,7 @@ def train(config, run_dir, resume=False, verbose=1):
         )
     # Each train step makes n_critic critic steps of batch_size real images each.
     images_per_step = training["batch_size"] * config["hyperparameters"].get("n_critic", 1)
-    dataset = data.load_images(
-        config["dataset"], split="train", batch_size=images_per_step,
-        data_dir=config["data_dir"], seed=training["seed"], repeat=True,
-    )
-    steps_per_epoch = training["steps_per_epoch"] or (
-        data.num_examples(config["dataset"], "train") // images_per_step
-    )
+    dataset, (validation, validation_steps), grid = _data_and_grid(config, run_dir, images_per_step)
     os.makedirs(run_dir, exist_ok=True)
     atomic_write_json(os.path.join(run_dir, "config.json"), config)
     keras.utils.set_random_seed(training["seed"])
@@ -217,7 +251,7 @@ def train(config, run_dir, resume=False, verbose=1):
     nan_guard = StopOnNonFiniteLoss()
     callbacks = [
         EpochTimer(images_per_step),
-        SampleGrid(run_dir, seed=training["seed"], log_dir=os.path.join(log_dir, "samples")),
+        grid,
         keras.callbacks.TensorBoard(log_dir=log_dir),
         keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=initial_epoch > 0),
         nan_guard,
@@ -225,7 +259,8 @@ def train(config, run_dir, resume=False, verbose=1):
     ]
     started = time.perf_counter()
     model.fit(dataset, epochs=training["epochs"], initial_epoch=initial_epoch,
-              steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
+              steps_per_epoch=training["steps_per_epoch"], validation_data=validation,
+              validation_steps=validation_steps, callbacks=callbacks, verbose=verbose,
               shuffle=False)  # the pipeline shuffles
     if nan_guard.stopped:
         raise TrainingDiverged(
@@ -234,6 +269,30 @@ def train(config, run_dir, resume=False, verbose=1):
     atomic_save_model(model, os.path.join(run_dir, "model.keras"))
     _record_run(run_dir, time.perf_counter() - started, initial_epoch, training["epochs"])
     return model
+
+
+def _data_and_grid(config, run_dir, images_per_step):
+    """``(training batches, (held-out batches, steps) or (None, None), sample-grid callback)``."""
+    training = config["training"]
+    log_dir = os.path.join(run_dir, "logs", "samples")
+    if zoo.get_spec(config["model"]).kind == "unconditional":
+        dataset = data.load_images(
+            config["dataset"], split="train", batch_size=images_per_step,
+            data_dir=config["data_dir"], seed=training["seed"], repeat=True,
+        )
+        return dataset, (None, None), SampleGrid(run_dir, seed=training["seed"], log_dir=log_dir)
+    translation = image_pairs.get_translation_dataset(config["dataset"])
+    size = _image_size(config["hyperparameters"])
+    dataset = translation.load("train", images_per_step, size, seed=training["seed"], repeat=True,
+                               data_dir=config["data_dir"])
+    # Held-out losses each epoch (val_* in history.csv), on at most VALIDATION_EXAMPLES examples.
+    validation = translation.load("test", training["batch_size"], size, data_dir=config["data_dir"],
+                                  repeat=True)
+    validation_steps = max(1, min(VALIDATION_EXAMPLES, translation.num_examples("test", size))
+                           // training["batch_size"])
+    examples = next(iter(translation.load("test", 8, size, data_dir=config["data_dir"])))
+    grid = TranslationGrid(run_dir, examples, paired=translation.paired, log_dir=log_dir)
+    return dataset, (validation, validation_steps), grid
 
 
 def _record_run(run_dir, seconds, first_epoch, last_epoch):
@@ -252,24 +311,32 @@ def _record_run(run_dir, seconds, first_epoch, last_epoch):
 # --- Command line ------------------------------------------------------------------------------
 
 
+def _translation_datasets(paired):
+    return sorted(name for name, d in image_pairs.TRANSLATION_DATASETS.items() if d.paired == paired)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m training.train",
         description="Train a GAN of the zoo on a data set, with sample grids, TensorBoard logs "
         "and resumable checkpoints.",
-        epilog=f"models: {', '.join(zoo.list_models('unconditional'))}; datasets: {', '.join(sorted(data.DATASETS))}. "
-        "Example: python -m training.train dcgan --dataset fashion_mnist --epochs 5 --out runs/dcgan",
+        epilog=f"Unconditional models: {', '.join(zoo.list_models('unconditional'))}, on "
+        f"{', '.join(sorted(data.DATASETS))}. Translation models: pix2pix on paired data "
+        f"({', '.join(_translation_datasets(True))}), cyclegan on unpaired data "
+        f"({', '.join(_translation_datasets(False))}). Examples: "
+        "python -m training.train dcgan --dataset fashion_mnist --epochs 5 --out runs/dcgan; "
+        "python -m training.train pix2pix --dataset grey_to_colour --epochs 20 --out runs/p2p",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("model", help=f"one of: {', '.join(zoo.list_models('unconditional'))}")
+    parser.add_argument("model", help=f"one of: {', '.join(zoo.list_models())}")
     parser.add_argument("--dataset", default="fashion_mnist",
-                        help=f"one of: {', '.join(sorted(data.DATASETS))}")
+                        help="a data set the model takes (see below)")
     parser.add_argument("--out", required=True, help="run directory")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--steps-per-epoch", type=int, default=None,
                         help="generator steps per epoch (default: one pass over the data)")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="real images per discriminator step (default: the paper's)")
+                        help="real images (or pairs) per discriminator step (default: the paper's)")
     parser.add_argument("--lr", type=float, default=None,
                         help="learning rate of both optimizers (default: the paper's)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],

@@ -28,6 +28,10 @@ class ModelSpec:
     paper: str
     training: dict = field(default_factory=dict)
     kind: str = "unconditional"  # or "image_to_image": what data it takes and how it exports
+    paired: bool | None = None  # image_to_image only: trains on aligned pairs (True) or two domains
+    # ``run_optimizers(steps_per_epoch, epochs, learning_rate)`` -> optimizer configs whose
+    # schedule is laid out over a run of that length (CycleGAN's constant-then-linear decay).
+    run_optimizers: Callable[..., dict] | None = None
 
     @property
     def defaults(self):
@@ -59,13 +63,14 @@ class ModelSpec:
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register_model(name, *, paper, training, kind="unconditional"):
-    """Decorator registering a builder function under ``name``."""
+def register_model(name, *, paper, training, kind="unconditional", paired=None, run_optimizers=None):
+    """Decorator registering a builder function under ``name`` (see ``ModelSpec`` for the fields)."""
 
     def decorator(build):
         if name in _REGISTRY:
             raise ValueError(f"A model named {name!r} is already registered.")
-        _REGISTRY[name] = ModelSpec(name=name, build=build, paper=paper, training=training, kind=kind)
+        _REGISTRY[name] = ModelSpec(name=name, build=build, paper=paper, training=training, kind=kind,
+                                    paired=paired, run_optimizers=run_optimizers)
         return build
 
     return decorator

@@ -30,6 +30,7 @@ outputs) and ``D_A`` (real A vs F's outputs), trained on *unpaired* batches ``(a
 
 from __future__ import annotations
 
+import copy
 
 import keras
 import tensorflow as tf
@@ -99,9 +100,10 @@ def paper_learning_rate(steps_per_epoch=PAPER_STEPS_PER_EPOCH, constant_epochs=1
     )
 
 
-def paper_adam(steps_per_epoch=PAPER_STEPS_PER_EPOCH, constant_epochs=100, decay_epochs=100):
+def paper_adam(steps_per_epoch=PAPER_STEPS_PER_EPOCH, constant_epochs=100, decay_epochs=100,
+               initial_learning_rate=2e-4):
     """Config of CycleGAN's Adam (beta_1 0.5) with the linear-decay schedule."""
-    schedule = paper_learning_rate(steps_per_epoch, constant_epochs, decay_epochs)
+    schedule = paper_learning_rate(steps_per_epoch, constant_epochs, decay_epochs, initial_learning_rate)
     return {
         "class_name": "Adam",
         "config": {
@@ -391,11 +393,22 @@ class CycleGAN(TwoPlayerMixin, keras.Model):
         }
 
 
+def optimizers_for_run(steps_per_epoch, epochs, learning_rate=None):
+    """Both optimizers with the paper's schedule fitted to a run: constant for the first half of
+    ``epochs`` (paper: 100 of 200), then linear decay to 0 over the second half."""
+    constant_epochs = epochs // 2
+    config = paper_adam(steps_per_epoch, constant_epochs, epochs - constant_epochs,
+                        2e-4 if learning_rate is None else learning_rate)
+    return {"g_optimizer": config, "d_optimizer": copy.deepcopy(config)}
+
+
 @register_model(
     "cyclegan",
     paper="Zhu et al. 2017, Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks",
     training={"batch_size": 1, "g_optimizer": paper_adam(), "d_optimizer": paper_adam()},
     kind="image_to_image",
+    paired=False,
+    run_optimizers=optimizers_for_run,
 )
 def cyclegan(
     image_shape=(256, 256, 3),

@@ -233,6 +233,7 @@ class Pix2Pix(TwoPlayerMixin, keras.Model):
     paper="Isola et al. 2017, Image-to-Image Translation with Conditional Adversarial Networks",
     training={"batch_size": 1, "g_optimizer": adam(2e-4, 0.5), "d_optimizer": adam(2e-4, 0.5)},
     kind="image_to_image",
+    paired=True,
 )
 def pix2pix(
     image_shape=(256, 256, 3),
