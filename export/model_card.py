@@ -57,6 +57,21 @@ def _fmt(value):
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def signature_lines(model):
+    """What the export of registered model ``model`` serves (see ``export.saved_model``)."""
+    spec = zoo.get_spec(model) if model in zoo.list_models() else None
+    if spec is None or spec.kind == "unconditional":
+        return ["`serving_default`: `z` float32 [batch, latent_dim] -> `images` in [-1, 1]",
+                "`generate_from_seed`: `seed` int64 [batch] -> `images` and `images_png_bytes`"]
+    images = "`images` float32 [batch, H, W, C] in [-1, 1] -> `images`"
+    encoded = "`image_bytes` PNG/JPEG strings [batch] -> `image_png_bytes`"
+    size = "H and W must be multiples of the generator's total stride (other sizes: INVALID_ARGUMENT)"
+    if spec.paired:
+        return [f"`serving_default`: {images}", f"`translate_bytes`: {encoded}", size]
+    return [f"`a_to_b`, `b_to_a` (and `serving_default` = `a_to_b`): {images}",
+            f"`a_to_b_bytes`, `b_to_a_bytes`: {encoded}", size]
+
+
 def render_model_card(name, run_dir, versions, sample_file=None, variant=None):
     """The Markdown text of a model card for model ``name`` trained in ``run_dir``.
 
@@ -95,8 +110,11 @@ def render_model_card(name, run_dir, versions, sample_file=None, variant=None):
             protocol = json.dumps(record.get("protocol", {}), sort_keys=True)
             for key, value in record.get("metrics", {}).items():
                 lines += [f"| `{key}` | {_fmt(value)} | {protocol} |"]
+            for key, value in record.get("baseline_input", {}).items():  # translation baselines
+                lines += [f"| `{key}` of the input itself (baseline) | {_fmt(value)} | {protocol} |"]
     else:
         lines += ["Not evaluated yet: run `python -m training.evaluate RUN_DIR` before exporting."]
+    lines += ["", "## Signatures", ""] + [f"- {line}" for line in signature_lines(model)]
     lines += ["", "## Samples", ""]
     lines += [f"![samples]({sample_file})" if sample_file else "No sample grid recorded."]
     lines += ["", "## Versions", ""] + [f"- `{v}`" for v in versions]

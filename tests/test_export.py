@@ -143,6 +143,24 @@ def test_model_card_from_a_training_run(tmp_path):
     assert (tmp_path / "base" / "m" / "samples.png").read_bytes() == b"png"
 
 
+def test_translation_model_card_lists_signatures_and_the_input_baseline(tmp_path):
+    import json
+
+    from export.model_card import write_model_card
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps({"model": "cyclegan", "dataset": "sneakers_and_boots"}))
+    (run_dir / "evaluations.jsonl").write_text(json.dumps(
+        {"metrics": {"l1": 0.1}, "baseline_input": {"l1": 0.3}, "protocol": {"task": "t"}}) + "\n")
+    (tmp_path / "base" / "c" / "1").mkdir(parents=True)
+    card = open(write_model_card(tmp_path / "base", "c", run_dir)).read()
+    for expected in ("Zhu et al. 2017", "`a_to_b_bytes`", "multiples of the generator's total stride",
+                     "`l1` | 0.1", "`l1` of the input itself (baseline) | 0.3"):
+        assert expected in card, expected
+    assert "generate_from_seed" not in card
+
+
 def test_cli_missing_model_is_one_clear_line(tmp_path, capsys):
     assert export.main([str(tmp_path / "nothing"), "--name", "x", "--base", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
