@@ -58,7 +58,7 @@ def unconditional_archive(model):
     generator = model.generator
     latent_dim, distribution = model.latent_dim, model.latent_distribution
     archive = keras.export.ExportArchive()
-    archive.track(generator)
+    # Endpoints track the variables they use; archive.track(generator) would store them twice.
 
     def serving_default(z):
         return {"images": generator(z, training=False)}

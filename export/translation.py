@@ -128,9 +128,7 @@ def image_to_image_archive(model):
     """
     translators = dict(model.translators)
     stride = int(model.generator_stride)
-    archive = keras.export.ExportArchive()
-    for generator in translators.values():
-        archive.track(generator)
+    archive = keras.export.ExportArchive()  # endpoints track the variables they use (once)
     if len(translators) == 1:
         (generator,) = translators.values()
         endpoints = _endpoints(generator, stride, "serving_default", "translate_bytes")

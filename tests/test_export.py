@@ -23,6 +23,18 @@ def exported(tmp_path_factory):
     return model, str(base), path
 
 
+def stored_values(path):
+    """Number of values in a SavedModel's variables checkpoint."""
+    reader = tf.train.load_checkpoint(os.path.join(path, "variables", "variables"))
+    return sum(int(np.prod(shape)) for key, shape in reader.get_variable_to_shape_map().items()
+               if key != "_CHECKPOINTABLE_OBJECT_GRAPH")
+
+
+def test_export_stores_each_generator_variable_once(exported):
+    model, _, path = exported
+    assert stored_values(path) == model.generator.count_params()
+
+
 def test_layout_and_signatures(exported):
     _, base, path = exported
     assert path == os.path.join(base, "dcgan_test", "1")

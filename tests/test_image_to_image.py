@@ -343,7 +343,7 @@ def test_cycle_gan_tfds_loader_wiring():
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """Both models exported, with the in-process outputs of their first call after export."""
+    """Both models exported: (loaded SavedModel, model, first in-process outputs, inputs, directory)."""
     base = tmp_path_factory.mktemp("saved_models")
     inputs = {"pix2pix": data_batch("pix2pix")[0], "cyclegan": data_batch("cyclegan")[0]}
     inputs = {name: np.concatenate([x, x[:, ::-1]], axis=2) for name, x in inputs.items()}  # 32x64
@@ -353,12 +353,12 @@ def exported(tmp_path_factory):
         directory = export_model(model, str(base), name, 1, archive=image_to_image_archive(model))
         # pix2pix's dropout state was exported as it is now: the first calls on both sides agree
         expected = generator_outputs(model, inputs[name])
-        result[name] = (tf.saved_model.load(directory), model, expected, inputs[name])
+        result[name] = (tf.saved_model.load(directory), model, expected, inputs[name], directory)
     return result
 
 
 def test_pix2pix_export_matches_in_process_outputs_on_non_square_input(exported):
-    loaded, _, expected, inputs = exported["pix2pix"]
+    loaded, _, expected, inputs, _ = exported["pix2pix"]
     assert set(loaded.signatures) == {"serving_default", "translate_bytes"}
     outputs = loaded.signatures["serving_default"](images=tf.constant(inputs))["images"]
     assert outputs.shape == (2, 32, 64, 3)
@@ -368,8 +368,20 @@ def test_pix2pix_export_matches_in_process_outputs_on_non_square_input(exported)
     assert tf.io.decode_png(encoded[0]).shape == (32, 64, 3)
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_export_stores_each_generator_variable_once(exported, name):
+    from tests.test_export import stored_values
+
+    _, model, _, _, directory = exported[name]
+    generators = list(model.translators.values())
+    dropout_states = sum(int(np.prod(v.shape)) for g in generators for v in g.non_trainable_variables
+                         if "seed_generator" in v.path)  # pix2pix's test-time dropout RNG states
+    expected = sum(g.count_params() for g in generators) + dropout_states
+    assert stored_values(directory) == expected
+
+
 def test_cyclegan_exports_both_directions_in_one_saved_model(exported):
-    loaded, model, expected, inputs = exported["cyclegan"]
+    loaded, model, expected, inputs, _ = exported["cyclegan"]
     assert set(loaded.signatures) == {"serving_default", "a_to_b", "b_to_a", "a_to_b_bytes", "b_to_a_bytes"}
     for signature, direction in [("a_to_b", "a_to_b"), ("b_to_a", "b_to_a"), ("serving_default", "a_to_b")]:
         outputs = loaded.signatures[signature](images=tf.constant(inputs))["images"].numpy()
