@@ -28,8 +28,10 @@ def _training(run_dir):
 
 
 def paired_rows(run_dirs):
-    lines = ["| task | output | training | L1 ↓ | PSNR (dB) ↑ | SSIM ↑ |", "|---|---|---|---:|---:|---:|"]
-    cells = lambda m: f"{m['l1']:.3f} | {m['psnr']:.2f} | {m['ssim']:.3f}"  # noqa: E731
+    lines = ["| task | output | training | L1 ↓ | PSNR (dB) ↑ | SSIM ↑ | saturation (targets') |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    cells = lambda m: (f"{m['l1']:.3f} | {m['psnr']:.2f} | {m['ssim']:.3f} | "  # noqa: E731
+                       f"{m['saturation']:.3f} ({m['target_saturation']:.3f})")
     by_task = {}
     for run_dir in run_dirs:
         record = _newest_evaluation(run_dir)

@@ -18,11 +18,14 @@ def test_perfect_translation_scores_perfectly():
     targets = (photos for _, photos in image_pairs.photo_pairs(TASK, "test", batch_size=32, shuffle=False))
     oracle = lambda inputs: next(targets)  # noqa: E731  (the held-out targets, in order)
     result = tq.paired_quality(oracle, TASK)
+    saturation = result.pop("target_saturation")
     assert result == {"l1": 0.0, "psnr": float("inf"), "ssim": pytest.approx(1.0, abs=1e-6),
-                      "tiles": 80}
+                      "saturation": pytest.approx(saturation), "tiles": 80}
+    assert 0.1 < saturation < 1  # colour photos
 
 
 def test_input_baseline_matches_a_hand_computation():
+    import skimage.color
     from skimage.metrics import structural_similarity
 
     result = tq.input_baseline(TASK, crop_size=64, short_side=64)  # one tile per held-out photo
@@ -39,6 +42,10 @@ def test_input_baseline_matches_a_hand_computation():
     assert result["psnr"] == pytest.approx(np.mean(psnr), rel=1e-4)
     assert result["ssim"] == pytest.approx(np.mean(ssim), abs=1e-4)
     assert 0 < result["ssim"] < 1 and result["l1"] > 0.01  # grey is not the colour photo
+    assert result["saturation"] == pytest.approx(0.0, abs=1e-6)  # grey has no colour
+    hsv_saturation = [np.mean(skimage.color.rgb2hsv(image_pairs.photo_pair(TASK, name, 64)[1][:64, :64])[..., 1])
+                      for name in image_pairs.HELD_OUT]
+    assert result["target_saturation"] == pytest.approx(np.mean(hsv_saturation), abs=1e-4)
 
 
 def test_identity_cycle_scores_like_no_translation(fashion_mnist_data_dir):
@@ -98,7 +105,8 @@ def test_cli_pix2pix_writes_a_record_with_the_baseline(model_paths, capsys):
     assert result["task"] == TASK and result["protocol"]["crop_size"] == 64  # inferred from the U-Net
     assert result["protocol"]["adversarial_weight"] == 1.0
     for figures in (result["metrics"], result["baseline_input"]):
-        assert set(figures) == {"l1", "psnr", "ssim", "tiles"} and figures["tiles"] == 80
+        assert set(figures) == {"l1", "psnr", "ssim", "saturation", "target_saturation", "tiles"}
+        assert figures["tiles"] == 80
     assert result["metrics"]["l1"] > result["baseline_input"]["l1"]  # untrained: worse than copying
     with open(evaluate.log_path_for(path)) as f:
         assert json.loads(f.readlines()[-1])["baseline_input"] == result["baseline_input"]

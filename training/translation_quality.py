@@ -43,14 +43,15 @@ DEFAULT_CROP_SIZE = 64
 def paired_quality(translate, task, crop_size=64, short_side=256, batch_size=32):
     """L1, PSNR and SSIM of ``translate(inputs) -> outputs`` on the held-out tiles of ``task``.
 
-    ``l1`` is the mean ``|output - target|`` in [-1, 1] units, as in the pix2pix objective.
+    ``l1`` is the mean ``|output - target|`` in [-1, 1] units, as in the pix2pix objective;
+    ``saturation`` / ``target_saturation`` the mean HSV saturation of outputs and targets.
     ``psnr`` (dB) and ``ssim`` are ``tf.image.psnr``/``tf.image.ssim`` on images rescaled to
     [0, 1] with ``max_val=1.0``, averaged over tiles. A tile reproduced exactly has an infinite
     PSNR (``tf.image.psnr`` divides by an MSE of 0), so the mean is then ``inf``.
     """
     pairs = image_pairs.photo_pairs(task, "test", crop_size=crop_size, batch_size=batch_size,
                                     short_side=short_side, shuffle=False)
-    l1, psnr, ssim = [], [], []
+    l1, psnr, ssim, saturation, target_saturation = [], [], [], [], []
     for inputs, targets in pairs:
         outputs = tf.convert_to_tensor(translate(inputs), tf.float32)
         if outputs.shape != targets.shape:
@@ -60,9 +61,24 @@ def paired_quality(translate, task, crop_size=64, short_side=256, batch_size=32)
         outputs, targets = (outputs + 1) / 2, (targets + 1) / 2
         psnr.append(tf.image.psnr(outputs, targets, max_val=1.0))
         ssim.append(tf.image.ssim(outputs, targets, max_val=1.0))
-    l1, psnr, ssim = (np.concatenate(values).astype(np.float64) for values in (l1, psnr, ssim))
+        saturation.append(mean_saturation(outputs))
+        target_saturation.append(mean_saturation(targets))
+    l1, psnr, ssim, saturation, target_saturation = (
+        np.concatenate(values).astype(np.float64)
+        for values in (l1, psnr, ssim, saturation, target_saturation))
     return {"l1": float(l1.mean()), "psnr": float(psnr.mean()), "ssim": float(ssim.mean()),
-            "tiles": len(l1)}
+            "saturation": float(saturation.mean()),
+            "target_saturation": float(target_saturation.mean()), "tiles": len(l1)}
+
+
+def mean_saturation(images):
+    """Per-image mean HSV saturation of RGB ``images`` in [0, 1] (grey: 0).
+
+    How colourful the outputs are, next to the targets' figure: L1 alone "encourages
+    averaging" to "grayish, desaturated results" (Isola 2017, sec. 4.2 and fig. 7), which
+    per-pixel scores reward and this exposes.
+    """
+    return tf.reduce_mean(tf.image.rgb_to_hsv(tf.clip_by_value(images, 0.0, 1.0))[..., 1], axis=[1, 2])
 
 
 def input_baseline(task, crop_size=64, short_side=256, batch_size=32):
