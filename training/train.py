@@ -359,8 +359,13 @@ def main(argv=None):
         if args.resume and os.path.exists(config_path):
             with open(config_path) as f:
                 config = json.load(f)
-            config["training"]["epochs"] = args.epochs
             _check_positive(epochs=args.epochs)
+            planned = config["training"]["epochs"]
+            if args.epochs > planned and zoo.get_spec(config["model"]).run_optimizers is not None:
+                print(f"warning: the learning-rate schedule of {args.out} was laid out over {planned} "
+                      f"epochs and reaches 0 there; epochs {planned + 1}-{args.epochs} will not "
+                      "change the weights.", file=sys.stderr)
+            config["training"]["epochs"] = args.epochs
         else:
             config = resolve_config(
                 args.model, args.dataset, args.epochs, args.steps_per_epoch, args.batch_size,
@@ -372,7 +377,8 @@ def main(argv=None):
             except (ValueError, TypeError) as error:
                 raise ConfigError(str(error)) from None
         train(config, args.out, resume=args.resume)
-    except (ConfigError, data.DatasetNotPreparedError, data.DataUnavailableError) as error:
+    except (ConfigError, data.DatasetNotPreparedError, data.DataUnavailableError,
+            image_pairs.PhotoSourceUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except TrainingDiverged as error:
