@@ -53,17 +53,18 @@ def cycle_rows(run_dir):
     fid_ab = next(k for k in m if k.startswith("fid_") and k.endswith("_a_to_b"))
     fid_ba = next(k for k in m if k.startswith("fid_") and k.endswith("_b_to_a"))
     fid_real = next(k for k in m if k.startswith("fid_") and k.endswith("_real_a_vs_real_b"))
+    floor = lambda domain: next(k for k in m if k.startswith("fid_") and k.endswith(f"_floor_{domain}"))  # noqa: E731
     return [
         f"CycleGAN `{os.path.basename(run_dir)}` ({_training(run_dir)}), on the "
         f"{record['protocol']['num_samples']} test images of each class:",
         "",
         "| direction | classified as the target class | same, untranslated input | cycle L1 | "
-        "FID to the real target class | FID, untranslated input |",
-        "|---|---:|---:|---:|---:|---:|",
+        "FID to the real target class | FID, untranslated input | FID, real train images (floor) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
         f"| sneaker → ankle boot | {m['accuracy_a_to_b']:.1%} | {m['source_accuracy_a_to_b']:.1%} | "
-        f"{m['cycle_l1_a']:.3f} | {m[fid_ab]:.1f} | {m[fid_real]:.1f} |",
+        f"{m['cycle_l1_a']:.3f} | {m[fid_ab]:.1f} | {m[fid_real]:.1f} | {m[floor('b')]:.1f} |",
         f"| ankle boot → sneaker | {m['accuracy_b_to_a']:.1%} | {m['source_accuracy_b_to_a']:.1%} | "
-        f"{m['cycle_l1_b']:.3f} | {m[fid_ba]:.1f} | {m[fid_real]:.1f} |",
+        f"{m['cycle_l1_b']:.3f} | {m[fid_ba]:.1f} | {m[fid_real]:.1f} | {m[floor('a')]:.1f} |",
     ]
 
 

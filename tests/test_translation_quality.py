@@ -57,6 +57,8 @@ def test_identity_cycle_scores_like_no_translation(fashion_mnist_data_dir):
     untranslated = result["fid_fmnist_200_real_a_vs_real_b"]
     assert result["fid_fmnist_200_a_to_b"] == untranslated > 10  # sneakers are not boots
     assert result["fid_fmnist_200_b_to_a"] == pytest.approx(untranslated, rel=1e-6)
+    for domain in "ab":  # real train vs real test images of one class: far below sneakers vs boots
+        assert 0 < result[f"fid_fmnist_200_floor_{domain}"] < untranslated / 5
 
 
 def test_cycle_quality_refuses_more_than_the_test_split():
@@ -121,7 +123,8 @@ def test_cli_cyclegan_keras_and_saved_model(model_paths, fashion_mnist_data_dir,
         assert set(result["metrics"]) == {
             "accuracy_a_to_b", "accuracy_b_to_a", "source_accuracy_a_to_b", "source_accuracy_b_to_a",
             "cycle_l1_a", "cycle_l1_b", f"fid_fmnist_{count}_a_to_b", f"fid_fmnist_{count}_b_to_a",
-            f"fid_fmnist_{count}_real_a_vs_real_b"}
+            f"fid_fmnist_{count}_real_a_vs_real_b", f"fid_fmnist_{count}_floor_a",
+            f"fid_fmnist_{count}_floor_b"}
         assert result["metrics"]["cycle_l1_a"] > 0.05  # an untrained pair does not reconstruct
         with open(evaluate.log_path_for(path)) as f:
             assert json.loads(f.readlines()[-1]) == result

@@ -103,6 +103,13 @@ def _translated(translate_ab, translate_ba, label, count, data_dir, batch_size):
     return real, translated, float(np.concatenate(cycle_error).mean())
 
 
+def _real_train(label, count, data_dir, batch_size):
+    """``count`` training images of ``label``, cropped to 28x28 (for the FID floor)."""
+    images = image_pairs.fashion_mnist_class(label, "train", image_size=32, data_dir=data_dir,
+                                             shuffle=False).take(count).batch(batch_size)
+    return [batch.numpy()[:, 2:30, 2:30, :] for batch in images]
+
+
 def cycle_quality(translate_ab, translate_ba, num_samples=1000, data_dir=None, batch_size=100,
                   network=None):
     """Translation accuracy, cycle L1 and FID of a sneaker (A) <-> ankle boot (B) translator pair.
@@ -114,7 +121,9 @@ def cycle_quality(translate_ab, translate_ba, num_samples=1000, data_dir=None, b
     ``|F(G(a)) - a|`` on the 32x32 images in [-1, 1] units (``cycle_l1_b`` likewise).
     ``fid_<net>_<n>_a_to_b``: FID of the translated sneakers against the real boots;
     ``fid_<net>_<n>_real_a_vs_real_b``: real sneakers against real boots, what an identity
-    translation scores in both directions.
+    translation scores in both directions; ``fid_<net>_<n>_floor_b``: as many real *training*
+    boots against the test boots, the best a translation to boots can score at this sample
+    size (``floor_a`` likewise for sneakers).
     """
     if not 2 <= num_samples <= TEST_IMAGES_PER_CLASS:
         raise ValueError(f"num_samples must be in [2, {TEST_IMAGES_PER_CLASS}] (the test images "
@@ -123,8 +132,10 @@ def cycle_quality(translate_ab, translate_ba, num_samples=1000, data_dir=None, b
     a, b = image_pairs.SNEAKER, image_pairs.ANKLE_BOOT
     real_a, fake_b, cycle_a = _translated(translate_ab, translate_ba, a, num_samples, data_dir, batch_size)
     real_b, fake_a, cycle_b = _translated(translate_ba, translate_ab, b, num_samples, data_dir, batch_size)
+    train_a, train_b = (_real_train(label, num_samples, data_dir, batch_size) for label in (a, b))
     sets = {name: FeatureSet(network, batches) for name, batches in
-            (("real_a", real_a), ("real_b", real_b), ("fake_a", fake_a), ("fake_b", fake_b))}
+            (("real_a", real_a), ("real_b", real_b), ("fake_a", fake_a), ("fake_b", fake_b),
+             ("train_a", train_a), ("train_b", train_b))}
 
     def share(name, label):
         return float(np.mean(np.argmax(sets[name].probabilities, axis=1) == label))
@@ -141,6 +152,8 @@ def cycle_quality(translate_ab, translate_ba, num_samples=1000, data_dir=None, b
         f"fid_{suffix}_a_to_b": fid("fake_b", "real_b"),
         f"fid_{suffix}_b_to_a": fid("fake_a", "real_a"),
         f"fid_{suffix}_real_a_vs_real_b": fid("real_a", "real_b"),
+        f"fid_{suffix}_floor_a": fid("train_a", "real_a"),
+        f"fid_{suffix}_floor_b": fid("train_b", "real_b"),
     }
 
 
