@@ -41,6 +41,14 @@ def _read_jsonl(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def _newest_per_protocol(records):
+    """The last record of each distinct protocol, in order of first appearance."""
+    newest = {}
+    for record in records:
+        newest[json.dumps(record.get("protocol", {}), sort_keys=True)] = record
+    return list(newest.values())
+
+
 def _last_history_row(path):
     """The last row of Keras's CSVLogger file, without its empty ``val_*`` columns."""
     if not os.path.exists(path):
@@ -80,7 +88,7 @@ def render_model_card(name, run_dir, versions, sample_file=None, variant=None):
     config = _read_json(os.path.join(run_dir, "config.json")) or {"model": variant}
     run = _read_json(os.path.join(run_dir, "run.json")) or {}
     last = _last_history_row(os.path.join(run_dir, "history.csv"))
-    evaluations = _read_jsonl(os.path.join(run_dir, "evaluations.jsonl"))
+    evaluations = _newest_per_protocol(_read_jsonl(os.path.join(run_dir, "evaluations.jsonl")))
     model = config.get("model", "unknown")
     lines = [f"# {name}", ""]
     if model in zoo.list_models():

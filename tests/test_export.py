@@ -163,14 +163,15 @@ def test_translation_model_card_lists_signatures_and_the_input_baseline(tmp_path
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "config.json").write_text(json.dumps({"model": "cyclegan", "dataset": "sneakers_and_boots"}))
-    (run_dir / "evaluations.jsonl").write_text(json.dumps(
-        {"metrics": {"l1": 0.1}, "baseline_input": {"l1": 0.3}, "protocol": {"task": "t"}}) + "\n")
+    (run_dir / "evaluations.jsonl").write_text("".join(json.dumps(
+        {"metrics": {"l1": l1}, "baseline_input": {"l1": 0.3}, "protocol": {"task": "t"}}) + "\n"
+        for l1 in (0.2, 0.1)))  # re-evaluated: the card shows the newest figures only
     (tmp_path / "base" / "c" / "1").mkdir(parents=True)
     card = open(write_model_card(tmp_path / "base", "c", run_dir)).read()
     for expected in ("Zhu et al. 2017", "`a_to_b_bytes`", "multiples of the generator's total stride",
                      "`l1` | 0.1", "`l1` of the input itself (baseline) | 0.3"):
         assert expected in card, expected
-    assert "generate_from_seed" not in card
+    assert "generate_from_seed" not in card and "0.2" not in card
 
 
 def test_cli_missing_model_is_one_clear_line(tmp_path, capsys):
