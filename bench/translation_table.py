@@ -38,6 +38,8 @@ def paired_rows(run_dirs):
         by_task.setdefault(record["task"], []).append((run_dir, record))
     for task, records in sorted(by_task.items()):
         lines.append(f"| `{task}` | the input itself | — | {cells(records[0][1]['baseline_input'])} |")
+        lines.append(f"| `{task}` | the training photos' mean colour | — | "
+                     f"{cells(records[0][1]['baseline_mean_colour'])} |")
         for run_dir, record in sorted(records, key=lambda r: r[1]["protocol"]["adversarial_weight"]):
             label = "pix2pix, L1 only" if record["protocol"]["adversarial_weight"] == 0 else "pix2pix, cGAN + L1"
             lines.append(f"| `{task}` | {label} (`{os.path.basename(run_dir)}`) | "

@@ -118,8 +118,10 @@ def render_model_card(name, run_dir, versions, sample_file=None, variant=None):
             protocol = json.dumps(record.get("protocol", {}), sort_keys=True)
             for key, value in record.get("metrics", {}).items():
                 lines += [f"| `{key}` | {_fmt(value)} | {protocol} |"]
-            for key, value in record.get("baseline_input", {}).items():  # translation baselines
-                lines += [f"| `{key}` of the input itself (baseline) | {_fmt(value)} | {protocol} |"]
+            for baseline, label in (("baseline_input", "the input itself"),
+                                    ("baseline_mean_colour", "the mean training colour")):
+                for key, value in record.get(baseline, {}).items():  # translation baselines
+                    lines += [f"| `{key}` of {label} (baseline) | {_fmt(value)} | {protocol} |"]
     else:
         lines += ["Not evaluated yet: run `python -m training.evaluate RUN_DIR` before exporting."]
     lines += ["", "## Signatures", ""] + [f"- {line}" for line in signature_lines(model)]

@@ -48,6 +48,15 @@ def test_input_baseline_matches_a_hand_computation():
     assert result["target_saturation"] == pytest.approx(np.mean(hsv_saturation), abs=1e-4)
 
 
+def test_mean_colour_baseline_is_one_constant_colour():
+    result = tq.mean_colour_baseline(TASK, crop_size=64, short_side=64)
+    photos = [image_pairs.load_photo(name, 64) for name in image_pairs.photo_names("train")]
+    colour = np.concatenate([p.reshape(-1, 3) for p in photos]).mean(axis=0) / 255
+    expected_saturation = (colour.max() - colour.min()) / colour.max()  # HSV saturation of one colour
+    assert result["tiles"] == 4 and result["saturation"] == pytest.approx(expected_saturation, abs=1e-3)
+    assert result["l1"] > 0.05 and result["ssim"] < 0.5  # a flat colour has no structure
+
+
 def test_identity_cycle_scores_like_no_translation(fashion_mnist_data_dir):
     identity = lambda images: images  # noqa: E731
     result = tq.cycle_quality(identity, identity, num_samples=200, data_dir=fashion_mnist_data_dir)
@@ -106,7 +115,7 @@ def test_cli_pix2pix_writes_a_record_with_the_baseline(model_paths, capsys):
     assert code == 0
     assert result["task"] == TASK and result["protocol"]["crop_size"] == 64  # inferred from the U-Net
     assert result["protocol"]["adversarial_weight"] == 1.0
-    for figures in (result["metrics"], result["baseline_input"]):
+    for figures in (result["metrics"], result["baseline_input"], result["baseline_mean_colour"]):
         assert set(figures) == {"l1", "psnr", "ssim", "saturation", "target_saturation", "tiles"}
         assert figures["tiles"] == 80
     assert result["metrics"]["l1"] > result["baseline_input"]["l1"]  # untrained: worse than copying

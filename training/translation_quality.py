@@ -4,9 +4,10 @@
 ``paired_quality`` scores a translation on every non-overlapping tile of the held-out photos
 with L1, PSNR and SSIM, the per-pixel figures of Isola et al. 2017 (Table 1 compares L1 alone
 with cGAN + L1; sec. 4.2 notes that such figures favour blurry L1 outputs, which is why the
-paper adds perceptual studies and the FCN-score). Two baselines put the numbers in context:
-``input_baseline`` (the input itself, grey repeated to RGB) and the same generator trained with
-L1 only (``pix2pix(adversarial_weight=0)``, evaluated as any other model).
+paper adds perceptual studies and the FCN-score). Baselines put the numbers in context:
+``input_baseline`` (the input itself, grey repeated to RGB), ``mean_colour_baseline`` (a
+constant: the training photos' mean colour) and the same generator trained with L1 only
+(``pix2pix(adversarial_weight=0)``, evaluated as any other model).
 
 **Unpaired task** (CycleGAN; ``sneakers_and_boots``): ``cycle_quality`` on the Fashion-MNIST
 test split. Translation accuracy is the share of translated images the zoo's Fashion-MNIST
@@ -84,6 +85,22 @@ def mean_saturation(images):
 def input_baseline(task, crop_size=64, short_side=256, batch_size=32):
     """``paired_quality`` of the input itself as the output (1 channel repeated to RGB)."""
     return paired_quality(tf.image.grayscale_to_rgb, task, crop_size, short_side, batch_size)
+
+
+def mean_colour_baseline(task, crop_size=64, short_side=256, batch_size=32):
+    """``paired_quality`` of a constant output: the mean colour of the *training* photos.
+
+    What a translator that ignores its input scores: below it, the output carries no
+    information about the target that the data set's average colour does not.
+    """
+    photos = [image_pairs.load_photo(name, short_side) for name in image_pairs.photo_names("train")]
+    pixels = np.concatenate([photo.reshape(-1, 3) for photo in photos]).astype(np.float64)
+    colour = tf.constant(pixels.mean(axis=0) / 127.5 - 1.0, tf.float32)
+
+    def constant(inputs):
+        return tf.broadcast_to(colour, tf.concat([tf.shape(inputs)[:3], [3]], axis=0))
+
+    return paired_quality(constant, task, crop_size, short_side, batch_size)
 
 
 # --- Unpaired task (CycleGAN) --------------------------------------------------------------------
@@ -215,7 +232,7 @@ def training_size(model):
 
 
 def evaluate_translation(model, task=None, crop_size=None, num_samples=None, data_dir=None):
-    """``{"task", "metrics", "protocol"}`` (and ``"baseline_input"`` for paired tasks) of a loaded model."""
+    """``{"task", "metrics", "protocol"}`` (and the ``baseline_*`` of paired tasks) of a loaded model."""
     translators = translators_of(model)
     if translators is None:
         raise ValueError(f"--task {task} needs an image-to-image model (pix2pix or CycleGAN).")
@@ -255,6 +272,7 @@ def evaluate_translation(model, task=None, crop_size=None, num_samples=None, dat
     except tf.errors.InvalidArgumentError as error:  # e.g. a size the SavedModel refuses
         raise ValueError(error.message.strip().splitlines()[0]) from None
     record = {"task": task, "metrics": result, "baseline_input": input_baseline(task, crop_size),
+              "baseline_mean_colour": mean_colour_baseline(task, crop_size),
               "protocol": {"task": task, "split": "test", "crop_size": crop_size,
                            "short_side": 256, "held_out": list(image_pairs.HELD_OUT)}}
     if hasattr(model, "adversarial_weight"):  # 0: the paper's L1-only baseline (Table 1)
