@@ -112,14 +112,16 @@ TINY = {
 def translation_runs(tmp_path_factory, fashion_mnist_data_dir):
     root = tmp_path_factory.mktemp("translation_runs")
     runs = {}
-    for model, dataset in [("pix2pix", "grey_to_colour"), ("cyclegan", "sneakers_and_boots")]:
-        run_dir = str(root / model)
-        args = [model, "--dataset", dataset, "--epochs", "2", "--steps-per-epoch", "2",
-                "--out", run_dir, *TINY[model]]
-        if fashion_mnist_data_dir:
-            args += ["--data-dir", fashion_mnist_data_dir]
-        assert run(args) == 0
-        runs[model] = run_dir
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(train, "VALIDATION_EXAMPLES", 8)  # held-out scoring: 8 examples, not 256
+        for model, dataset in [("pix2pix", "grey_to_colour"), ("cyclegan", "sneakers_and_boots")]:
+            run_dir = str(root / model)
+            args = [model, "--dataset", dataset, "--epochs", "2", "--steps-per-epoch", "2",
+                    "--out", run_dir, *TINY[model]]
+            if fashion_mnist_data_dir:
+                args += ["--data-dir", fashion_mnist_data_dir]
+            assert run(args) == 0
+            runs[model] = run_dir
     return runs
 
 
