@@ -71,6 +71,7 @@ def cycle_rows(run_dir):
 
 
 def main(run_dirs):
+    run_dirs = [d for d in run_dirs if os.path.isdir(d)]  # a glob may catch logs beside the runs
     paired = [d for d in run_dirs if _newest_evaluation(d)["task"] != "sneakers_and_boots"]
     unpaired = [d for d in run_dirs if d not in paired]
     lines = paired_rows(paired) if paired else []
