@@ -170,6 +170,10 @@ def test_translation_run_resumes(translation_runs, fashion_mnist_data_dir):
     (["pix2pix", "--dataset", "fashion_mnist"], "unknown translation dataset 'fashion_mnist'"),
     (["dcgan", "--dataset", "grey_to_colour"], "unknown dataset 'grey_to_colour'"),
     (["pix2pix", "--dataset", "grey_to_colour", "--set", "image_shape=[64,32,3]"], "square"),
+    (["pix2pix", "--dataset", "grey_to_colour", "--set", "image_shape=[64,64,1]"],
+     "grey_to_colour has 3-channel targets"),
+    (["pix2pix", "--dataset", "edges_to_photo", "--set", "input_channels=3"],
+     "edges_to_photo has 1-channel inputs"),
 ])
 def test_translation_bad_input_is_one_clear_line(args, expected, capsys, tmp_path):
     assert run(args + ["--out", str(tmp_path / "run")]) == 2

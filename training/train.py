@@ -80,6 +80,7 @@ def resolve_config(
         )
     if hyperparameters.get("seed") is None:
         hyperparameters["seed"] = seed
+    _check_data_fits(spec, dataset, hyperparameters, data_hyperparameters)
     training = json.loads(json.dumps(spec.training))  # deep copy
     if batch_size is not None:
         training["batch_size"] = batch_size
@@ -128,6 +129,20 @@ def _data_hyperparameters(spec, dataset):
     if "input_channels" in spec.defaults:
         result["input_channels"] = translation.input_channels
     return result
+
+
+def _check_data_fits(spec, dataset, hyperparameters, data_hyperparameters):
+    """A translation model's channels must be its data set's (its size may be overridden)."""
+    if spec.kind == "unconditional":
+        return
+    _image_size(hyperparameters)
+    for key, wanted in (("image_shape", data_hyperparameters["image_shape"][2]),
+                        ("input_channels", data_hyperparameters.get("input_channels"))):
+        value = hyperparameters.get(key)
+        given = value[2] if key == "image_shape" and value is not None else value
+        if wanted is not None and given != wanted:
+            raise ConfigError(f"{dataset} has {wanted}-channel {'targets' if key == 'image_shape' else 'inputs'}; "
+                              f"got {key}={value}.")
 
 
 def _num_train_examples(spec, dataset, hyperparameters):
