@@ -174,12 +174,19 @@ def _labels(entries) -> dict[str, dict[str, int]]:
     return labels
 
 
-def curl_example(rest_address: str, name: str) -> str:
-    """Example requests for model ``name`` (the predict one is for unconditional GANs: two seeded
-    samples, PNGs returned base64-encoded)."""
-    body = '{"signature_name": "generate_from_seed", "instances": [1, 2]}'
-    return (f"Try: curl -s -X POST http://{rest_address}/v1/models/{name}:predict -d '{body}'\n"
-            f"     curl -s http://{rest_address}/v1/models/{name}/metadata")
+def curl_example(rest_address: str, name: str, signatures=()) -> str:
+    """Example requests for model ``name``, by its ``signatures``: two seeded samples of an
+    unconditional GAN, or an image file through a translation model's bytes signature (PNGs
+    come back base64-encoded)."""
+    url = f"http://{rest_address}/v1/models/{name}"
+    encoded = sorted(s for s in signatures if s.endswith("_bytes"))
+    if encoded:
+        body = (f'{{"signature_name": "{encoded[0]}", "instances": [{{"b64": "\'$(base64 -w0 photo.png)\'"}}]}}')
+        note = "  # photo.png: PNG/JPEG, height and width multiples of the generator's stride"
+    else:
+        body, note = '{"signature_name": "generate_from_seed", "instances": [1, 2]}', ""
+    return (f"Try: curl -s -X POST {url}:predict -d '{body}'{note}\n"
+            f"     curl -s {url}/metadata")
 
 
 def main(argv=None) -> int:
@@ -207,7 +214,8 @@ def main(argv=None) -> int:
     print(f"REST API at http://{server.rest_address}", flush=True)
     print(f"gRPC API at {server.grpc_address}", flush=True)
     for name in sorted(find_models(args.base)):
-        print(curl_example(server.rest_address, name), flush=True)
+        signatures = server.repository.get(name).signatures
+        print(curl_example(server.rest_address, name, signatures), flush=True)
     while not stop.wait(0.5):
         pass
     log.info("Shutting down")

@@ -377,3 +377,15 @@ def test_tf_error_message_keeps_only_the_ops_words():
              "device:CPU:0}} Unknown image file format. [Op:DecodeImage]")
     assert tf_error_message(eager) == "Unknown image file format."
     assert tf_error_message("plain message") == "plain message"
+
+
+def test_printed_example_requests_fit_the_model_kind():
+    from export.serve import curl_example
+
+    translation = curl_example("127.0.0.1:8501", "p2p", ["serving_default", "translate_bytes"])
+    assert '"signature_name": "translate_bytes"' in translation and "base64 -w0 photo.png" in translation
+    assert "generate_from_seed" not in translation
+    cycle = curl_example("127.0.0.1:8501", "c", ["a_to_b", "a_to_b_bytes", "b_to_a", "b_to_a_bytes"])
+    assert '"signature_name": "a_to_b_bytes"' in cycle
+    gan = curl_example("127.0.0.1:8501", "d", ["serving_default", "generate_from_seed"])
+    assert '"signature_name": "generate_from_seed", "instances": [1, 2]' in gan
