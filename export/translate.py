@@ -19,6 +19,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from export.serving.errors import tf_error_message
 from export.serving.layout import find_versions
 from training.files import atomic_write_bytes
 
@@ -60,8 +61,7 @@ def translate_files(model, paths, out_dir, direction=None):
         try:
             (png,) = signature(image_bytes=tf.constant([data]))["image_png_bytes"].numpy()
         except tf.errors.InvalidArgumentError as error:
-            message = error.message.split("assertion failed: ")[-1].splitlines()[0]
-            raise ValueError(f"{path}: {message}") from None
+            raise ValueError(f"{path}: {tf_error_message(error.message)}") from None
         target = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".png")
         atomic_write_bytes(target, png)
         written.append(target)

@@ -163,3 +163,10 @@ def test_pix2pix_needs_its_task(model_paths, capsys):
 def test_tasks_that_do_not_fit_are_refused(models, model, task, crop_size, message):
     with pytest.raises(ValueError, match=message):
         tq.evaluate_translation(models[model], task, crop_size)
+
+
+def test_a_size_the_saved_model_refuses_is_one_clear_line(models, tmp_path, capsys):
+    path = export_model(models["pix2pix"], str(tmp_path), "p2p")  # a SavedModel has no stride attribute
+    code, err = run([path, "--task", TASK, "--crop-size", "32"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "multiples of 64" in err and "Graph execution error" not in err

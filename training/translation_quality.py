@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from export.serving.errors import tf_error_message
 from training import image_pairs, metrics
 from training.evaluate import FeatureSet, _count_label
 from training.feature_networks import load_feature_network
@@ -270,7 +271,7 @@ def evaluate_translation(model, task=None, crop_size=None, num_samples=None, dat
     try:
         result = paired_quality(translators["translate"], task, crop_size)
     except tf.errors.InvalidArgumentError as error:  # e.g. a size the SavedModel refuses
-        raise ValueError(error.message.strip().splitlines()[0]) from None
+        raise ValueError(tf_error_message(error.message)) from None
     record = {"task": task, "metrics": result, "baseline_input": input_baseline(task, crop_size),
               "baseline_mean_colour": mean_colour_baseline(task, crop_size),
               "protocol": {"task": task, "split": "test", "crop_size": crop_size,

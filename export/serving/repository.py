@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from google.protobuf import text_format
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 
-from export.serving.errors import ServingError, invalid, not_found
+from export.serving.errors import ServingError, invalid, not_found, tf_error_message
 from export.serving.layout import find_models
 
 log = logging.getLogger("export.serve")
@@ -40,37 +39,6 @@ def shape_label(shape) -> str:
     if dims.rank is None:
         return "[?...]"
     return "[" + ", ".join("?" if d is None else str(d) for d in dims.as_list()) + "]"
-
-
-_FUNCTION_NODE = re.compile(r"^\{\{function_node [^}]*\}\}\s*")
-_OP_SUFFIX = re.compile(r"\s*\[Op:[^\]]*\](?: name: \S*)?\s*$")
-
-
-def tf_error_message(message: str) -> str:
-    """The op's own words from a TF runtime error message, as TF Serving reports them.
-
-    TF 2 wraps errors raised inside a function as ``Graph execution error:\n\nDetected at node
-    N defined at (most recent call last):\n<stack frames>\nMESSAGE\n\t [[{{node N}}]] [Op:F]``;
-    only MESSAGE says what went wrong (e.g. ``assertion failed: [...]``), so it is kept and the
-    wrapper, the Python stack frames and the node/op suffixes are dropped.
-    """
-    text = str(message).strip()
-    lines = text.split("\n")
-    detected = next((i for i, line in enumerate(lines) if line.startswith("Detected at node")),
-                    None)
-    if detected is not None:
-        body = []
-        for line in lines[detected + 1:]:
-            if line.startswith("\t [[") or (body and line.startswith("Detected at node")):
-                break
-            if body or (line.strip() and not line.startswith((" ", "\t", "<stack traces"))):
-                body.append(line)
-        text = "\n".join(body).strip() or text
-    else:
-        text = text.split("\n\n")[0]
-        text = text.split("\n\t [[")[0]
-    text = _OP_SUFFIX.sub("", _FUNCTION_NODE.sub("", text)).strip()
-    return text or str(message).strip()
 
 
 def _error_from_tf(error: tf.errors.OpError) -> ServingError:
