@@ -326,7 +326,6 @@ class TranslationDataset:
     image_size: int
     load: Callable[..., tf.data.Dataset]
     num_examples: Callable[[str, int], int]
-    description: str
 
 
 def tile_count(split, crop_size, short_side=256):
@@ -351,17 +350,17 @@ def _sneakers_and_boots(split, batch_size, image_size, seed=None, repeat=False, 
 TRANSLATION_DATASETS = {
     dataset.name: dataset
     for dataset in (
-        TranslationDataset("edges_to_photo", True, 1, 3, 64, _paired("edges_to_photo"),
-                           lambda split, size: tile_count(split, size),
-                           "Canny edges -> photo crops (opencv-doc and scikit-image photos)"),
-        TranslationDataset("grey_to_colour", True, 1, 3, 64, _paired("grey_to_colour"),
-                           lambda split, size: tile_count(split, size),
-                           "luminance -> colour photo crops (opencv-doc and scikit-image photos)"),
+        TranslationDataset("edges_to_photo", True, 1, 3, 64, _paired("edges_to_photo"), tile_count),
+        TranslationDataset("grey_to_colour", True, 1, 3, 64, _paired("grey_to_colour"), tile_count),
         TranslationDataset("sneakers_and_boots", False, 1, 1, 32, _sneakers_and_boots,
-                           lambda split, size: 6000 if split == "train" else 1000,
-                           "Fashion-MNIST sneakers (A) <-> ankle boots (B), unpaired, 32x32"),
+                           lambda split, size: 6000 if split == "train" else 1000),
     )
 }
+
+
+def translation_dataset_names(paired):
+    """Names of the paired (pix2pix) or unpaired (CycleGAN) translation data sets."""
+    return sorted(name for name, dataset in TRANSLATION_DATASETS.items() if dataset.paired == paired)
 
 
 def get_translation_dataset(name):

@@ -119,7 +119,7 @@ def _data_hyperparameters(spec, dataset):
         return {"image_shape": list(data.get_dataset_spec(dataset).image_shape)}
     translation = image_pairs.get_translation_dataset(dataset)
     if translation.paired != spec.paired:
-        wanted = [name for name, d in image_pairs.TRANSLATION_DATASETS.items() if d.paired == spec.paired]
+        wanted = image_pairs.translation_dataset_names(spec.paired)
         raise ValueError(
             f"{spec.name} trains on {'paired' if spec.paired else 'unpaired'} data and "
             f"{dataset!r} is {'paired' if translation.paired else 'unpaired'}; choose one of {wanted}."
@@ -136,13 +136,13 @@ def _check_data_fits(spec, dataset, hyperparameters, data_hyperparameters):
     if spec.kind == "unconditional":
         return
     _image_size(hyperparameters)
-    for key, wanted in (("image_shape", data_hyperparameters["image_shape"][2]),
-                        ("input_channels", data_hyperparameters.get("input_channels"))):
-        value = hyperparameters.get(key)
-        given = value[2] if key == "image_shape" and value is not None else value
-        if wanted is not None and given != wanted:
-            raise ConfigError(f"{dataset} has {wanted}-channel {'targets' if key == 'image_shape' else 'inputs'}; "
-                              f"got {key}={value}.")
+    targets, image_shape = data_hyperparameters["image_shape"][2], hyperparameters["image_shape"]
+    if image_shape[2] != targets:
+        raise ConfigError(f"{dataset} has {targets}-channel targets; got image_shape={image_shape}.")
+    inputs = data_hyperparameters.get("input_channels")
+    if inputs is not None and hyperparameters["input_channels"] != inputs:
+        raise ConfigError(f"{dataset} has {inputs}-channel inputs; "
+                          f"got input_channels={hyperparameters['input_channels']}.")
 
 
 def _num_train_examples(spec, dataset, hyperparameters):
@@ -326,10 +326,6 @@ def _record_run(run_dir, seconds, first_epoch, last_epoch):
 # --- Command line ------------------------------------------------------------------------------
 
 
-def _translation_datasets(paired):
-    return sorted(name for name, d in image_pairs.TRANSLATION_DATASETS.items() if d.paired == paired)
-
-
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m training.train",
@@ -337,8 +333,8 @@ def build_parser():
         "and resumable checkpoints.",
         epilog=f"Unconditional models: {', '.join(zoo.list_models('unconditional'))}, on "
         f"{', '.join(sorted(data.DATASETS))}. Translation models: pix2pix on paired data "
-        f"({', '.join(_translation_datasets(True))}), cyclegan on unpaired data "
-        f"({', '.join(_translation_datasets(False))}). Examples: "
+        f"({', '.join(image_pairs.translation_dataset_names(True))}), cyclegan on unpaired data "
+        f"({', '.join(image_pairs.translation_dataset_names(False))}). Examples: "
         "python -m training.train dcgan --dataset fashion_mnist --epochs 5 --out runs/dcgan; "
         "python -m training.train pix2pix --dataset grey_to_colour --epochs 20 --out runs/p2p",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

@@ -107,25 +107,32 @@ def mean_colour_baseline(task, crop_size=64, short_side=256, batch_size=32):
 # --- Unpaired task (CycleGAN) --------------------------------------------------------------------
 
 
+def _class_batches(label, split, count, data_dir, batch_size):
+    """The first ``count`` images of class ``label`` in ``split``, 32x32 as in training."""
+    return image_pairs.fashion_mnist_class(label, split, image_size=32, data_dir=data_dir,
+                                           shuffle=False).take(count).batch(batch_size)
+
+
+def _unpadded(images):
+    """32x32 training images back to Fashion-MNIST's 28x28, for the evaluator."""
+    return np.asarray(images)[:, 2:30, 2:30, :]
+
+
 def _translated(translate_ab, translate_ba, label, count, data_dir, batch_size):
     """Real, translated (both cropped to 28x28) and the cycle L1 of ``count`` test images of ``label``."""
-    images = image_pairs.fashion_mnist_class(label, "test", image_size=32, data_dir=data_dir,
-                                             shuffle=False).take(count).batch(batch_size)
     real, translated, cycle_error = [], [], []
-    for batch in images:
+    for batch in _class_batches(label, "test", count, data_dir, batch_size):
         fake = tf.convert_to_tensor(translate_ab(batch), tf.float32)
         back = tf.convert_to_tensor(translate_ba(fake), tf.float32)
         cycle_error.append(tf.reduce_mean(tf.abs(back - batch), axis=[1, 2, 3]).numpy())
-        real.append(batch.numpy()[:, 2:30, 2:30, :])  # undo the padding to 32x32
-        translated.append(fake.numpy()[:, 2:30, 2:30, :])
+        real.append(_unpadded(batch))
+        translated.append(_unpadded(fake))
     return real, translated, float(np.concatenate(cycle_error).mean())
 
 
 def _real_train(label, count, data_dir, batch_size):
     """``count`` training images of ``label``, cropped to 28x28 (for the FID floor)."""
-    images = image_pairs.fashion_mnist_class(label, "train", image_size=32, data_dir=data_dir,
-                                             shuffle=False).take(count).batch(batch_size)
-    return [batch.numpy()[:, 2:30, 2:30, :] for batch in images]
+    return [_unpadded(batch) for batch in _class_batches(label, "train", count, data_dir, batch_size)]
 
 
 def cycle_quality(translate_ab, translate_ba, num_samples=1000, data_dir=None, batch_size=100,
