@@ -17,6 +17,7 @@ import shutil
 
 import zoo
 from training.files import atomic_write_bytes
+from zoo.kinds import get_kind
 
 KNOWN_LIMITS = (
     "Trained and evaluated on one data set at its native resolution; outputs outside that "
@@ -66,18 +67,12 @@ def _fmt(value):
 
 
 def signature_lines(model):
-    """What the export of registered model ``model`` serves (see ``export.saved_model``)."""
-    spec = zoo.get_spec(model) if model in zoo.list_models() else None
-    if spec is None or spec.kind == "unconditional":
-        return ["`serving_default`: `z` float32 [batch, latent_dim] -> `images` in [-1, 1]",
-                "`generate_from_seed`: `seed` int64 [batch] -> `images` and `images_png_bytes`"]
-    images = "`images` float32 [batch, H, W, C] in [-1, 1] -> `images`"
-    encoded = "`image_bytes` PNG/JPEG strings [batch] -> `image_png_bytes`"
-    size = "H and W must be multiples of the generator's total stride (other sizes: INVALID_ARGUMENT)"
-    if spec.paired:
-        return [f"`serving_default`: {images}", f"`translate_bytes`: {encoded}", size]
-    return [f"`a_to_b`, `b_to_a` (and `serving_default` = `a_to_b`): {images}",
-            f"`a_to_b_bytes`, `b_to_a_bytes`: {encoded}", size]
+    """What the export of registered model ``model`` serves (its kind's signatures)."""
+    if model not in zoo.list_models():
+        return [f"`{model}` is not a registered model: `saved_model_cli show --all --dir VERSION_DIR` "
+                "lists the signatures"]
+    spec = zoo.get_spec(model)
+    return get_kind(spec.kind).signature_lines(spec)
 
 
 def render_model_card(name, run_dir, versions, sample_file=None, variant=None):

@@ -4,12 +4,10 @@
 
 The export is a traced graph (``keras.export.ExportArchive``) with named signatures and a
 dynamic batch dimension; it loads with plain TensorFlow (no project code) and is served
-unchanged by TF Serving and by ``python -m export.serve``. Signatures of an unconditional GAN:
-
-- ``serving_default``:    ``z`` float32 [batch, latent_dim] -> ``images`` float32 [batch, H, W, C] in [-1, 1]
-- ``generate_from_seed``: ``seed`` int64 [batch] -> ``images`` and ``images_png_bytes`` (PNG strings;
-  TF Serving's REST API returns ``*_bytes`` outputs base64-encoded). The noise of a seed comes
-  from TensorFlow's stateless RNG, so a seed gives the same image in every process and server.
+unchanged by TF Serving and by ``python -m export.serve``. The signatures are the model kind's
+(``zoo.kinds``: e.g. ``generate_from_seed`` for unconditional GANs, ``translate_bytes`` for
+pix2pix); ``*_bytes`` outputs are PNG strings, which TF Serving's REST API returns
+base64-encoded. This module keeps the pieces every kind's signatures share.
 
 The version directory is written under a temporary name and renamed into place, so a crash
 never leaves a half-written version for a polling server to pick up.
@@ -28,7 +26,7 @@ import tensorflow as tf
 
 import zoo  # noqa: F401  (registers the zoo's classes for load_model)
 from export.model_card import write_model_card
-from export.serving.layout import write_models_config
+from zoo.kinds import kind_of_model
 
 
 class ExportError(ValueError):
@@ -53,38 +51,9 @@ def encode_png_batch(images):
     return tf.map_fn(tf.io.encode_png, pixels, fn_output_signature=tf.TensorSpec([], tf.string))
 
 
-def unconditional_archive(model):
-    """An ``ExportArchive`` with the two signatures of an unconditional image GAN."""
-    generator = model.generator
-    latent_dim, distribution = model.latent_dim, model.latent_distribution
-    archive = keras.export.ExportArchive()
-    # Endpoints track the variables they use; archive.track(generator) would store them twice.
-
-    def serving_default(z):
-        return {"images": generator(z, training=False)}
-
-    def generate_from_seed(seed):
-        images = generator(latent_from_seeds(seed, latent_dim, distribution), training=False)
-        return {"images": images, "images_png_bytes": encode_png_batch(images)}
-
-    archive.add_endpoint(
-        "serving_default", serving_default,
-        input_signature=[tf.TensorSpec([None, latent_dim], tf.float32, name="z")],
-    )
-    archive.add_endpoint(
-        "generate_from_seed", generate_from_seed,
-        input_signature=[tf.TensorSpec([None], tf.int64, name="seed")],
-    )
-    return archive
-
-
 def archive_for(model):
-    """The signatures a model is served with: image-to-image models translate, GANs sample."""
-    if hasattr(model, "translators"):
-        from export.translation import image_to_image_archive
-
-        return image_to_image_archive(model)
-    return unconditional_archive(model)
+    """The serving signatures of ``model``, as its kind of model defines them (``zoo.kinds``)."""
+    return kind_of_model(model).archive(model)
 
 
 def load_trained_model(path):
@@ -147,7 +116,6 @@ def main(argv=None):
         return 2
     run_dir = args.model_path if os.path.isdir(args.model_path) else os.path.dirname(args.model_path)
     card = write_model_card(args.base, args.name, run_dir, variant=model.name)
-    write_models_config(args.base)
     print(f"Exported {args.model_path} to {target}; model card {card}")
     return 0
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from training import train
+from zoo.kinds import image_to_image as image_to_image_kind
 
 
 def run(args):
@@ -113,7 +114,7 @@ def translation_runs(tmp_path_factory, fashion_mnist_data_dir):
     root = tmp_path_factory.mktemp("translation_runs")
     runs = {}
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(train, "VALIDATION_EXAMPLES", 8)  # held-out scoring: 8 examples, not 256
+        monkeypatch.setattr(image_to_image_kind, "VALIDATION_EXAMPLES", 8)  # held-out scoring: 8 examples, not 256
         for model, dataset in [("pix2pix", "grey_to_colour"), ("cyclegan", "sneakers_and_boots")]:
             run_dir = str(root / model)
             args = [model, "--dataset", dataset, "--epochs", "2", "--steps-per-epoch", "2",

@@ -8,7 +8,8 @@ version: in the model's directory, since versions are immutable). Metric names c
 feature network and sample count (``fid_fmnist_10k``), so figures of different protocols are
 never compared by accident.
 
-Image-to-image models (pix2pix, CycleGAN) get translation metrics instead of FID/KID
+What is measured is up to the model's kind (``zoo.kinds``). Image-to-image models (pix2pix,
+CycleGAN) get translation metrics instead of FID/KID
 (``training.translation_quality``): ``--task edges_to_photo|grey_to_colour`` (required for a
 pix2pix ``.keras`` file or SavedModel; a run directory's ``config.json`` names it) gives L1,
 PSNR and SSIM on the held-out tiles with the input-itself baseline (``baseline_input``),
@@ -32,6 +33,7 @@ import tensorflow as tf
 
 from training import data, image_pairs, metrics
 from training.feature_networks import load_feature_network
+from zoo.kinds import EvaluationRequest, kind_of_model
 
 SAMPLE_BATCH = 500
 
@@ -154,45 +156,30 @@ def protocol(network, dataset, num_samples, reference_split, seed):
             "num_samples": num_samples, "seed": seed}
 
 
-def _run_task(model_path):
-    """The translation data set a run directory was trained on (its ``config.json``), if any."""
+def _run_config(model_path):
+    """The ``config.json`` of a run directory, or None for a ``.keras`` file or a SavedModel."""
     config_path = os.path.join(model_path, "config.json")
     if not os.path.isfile(config_path):
         return None
     with open(config_path) as f:
-        dataset = json.load(f).get("dataset")
-    return dataset if dataset in image_pairs.TRANSLATION_DATASETS else None
+        return json.load(f)
 
 
-def evaluate(model_path, dataset="fashion_mnist", num_samples=None, seed=0, data_dir=None,
-             task=None, crop_size=None):
-    """Metrics of the model at ``model_path`` against the real test split.
-
-    An image-to-image model (or any model with ``task``) gets the translation metrics of
-    ``training.translation_quality`` instead; ``num_samples`` defaults to 10,000 (1,000 for
-    ``sneakers_and_boots``).
+def evaluate(model_path, dataset=None, num_samples=None, seed=0, data_dir=None, task=None,
+             crop_size=None):
+    """Metrics of the model at ``model_path`` on held-out data, as its kind of model measures
+    them (``zoo.kinds``): FID and friends for unconditional GANs (``dataset`` defaults to
+    fashion_mnist, ``num_samples`` to 10,000), translation metrics for image-to-image models
+    (``training.translation_quality``), and so on.
     """
     started = time.perf_counter()
-    model, kind = load_model(model_path)
-    head = {"model_path": os.path.abspath(model_path), "model_kind": kind}
-    from training import translation_quality  # imports this module: imported late
-
-    task = task or _run_task(model_path)
-    if task is not None or translation_quality.translators_of(model) is not None:
-        result = translation_quality.evaluate_translation(model, task, crop_size, num_samples, data_dir)
-        return {**head, **result, "seconds": round(time.perf_counter() - started, 1)}
-    if crop_size is not None:
-        raise ValueError("--crop-size applies to image-to-image models only.")
-    num_samples = num_samples or 10_000
-    network = load_feature_network(dataset)
-    real = FeatureSet(network, real_batches(dataset, "test", num_samples, data_dir))
-    fake = FeatureSet(network, batches_of(sampler_of(model), num_samples, seed))
-    return {
-        **head,
-        "metrics": compare(fake, real, network.name, seed),
-        "protocol": protocol(network, dataset, num_samples, "test", seed),
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+    model, path_kind = load_model(model_path)
+    request = EvaluationRequest(model_path=model_path, dataset=dataset, num_samples=num_samples,
+                                seed=seed, data_dir=data_dir, task=task, crop_size=crop_size,
+                                run_config=_run_config(model_path))
+    result = kind_of_model(model).evaluate(model, request)
+    return {"model_path": os.path.abspath(model_path), "model_kind": path_kind, **result,
+            "seconds": round(time.perf_counter() - started, 1)}
 
 
 def reference(dataset="fashion_mnist", num_samples=10_000, seed=0, data_dir=None):
@@ -232,7 +219,8 @@ def build_parser():
     )
     parser.add_argument("model_path", nargs="?",
                         help="run directory, .keras file, or SavedModel version directory")
-    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--dataset", default=None,
+                        help="unconditional models: the real data set (default: fashion_mnist)")
     parser.add_argument("--num-samples", type=int, default=None,
                         help="default 10,000 (1,000, all the test images, for sneakers_and_boots)")
     parser.add_argument("--seed", type=int, default=0)
@@ -255,7 +243,8 @@ def main(argv=None):
         if args.crop_size is not None and args.crop_size < 1:
             raise ValueError(f"--crop-size must be positive, got {args.crop_size}.")
         if args.reference:
-            result = reference(args.dataset, args.num_samples or 10_000, args.seed, args.data_dir)
+            result = reference(args.dataset or "fashion_mnist", args.num_samples or 10_000,
+                               args.seed, args.data_dir)
         elif not args.model_path:
             raise ValueError("Give a MODEL_PATH, or --reference for the calibration figures.")
         else:

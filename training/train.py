@@ -1,9 +1,8 @@
 """Train any registered GAN: ``python -m training.train MODEL --dataset NAME --out RUN_DIR``.
 
-Unconditional GANs train on ``training.data`` sets (Fashion-MNIST); pix2pix on the paired and
-CycleGAN on the unpaired sets of ``training.image_pairs`` (``TRANSLATION_DATASETS``), whose
-held-out split is scored after each epoch (``val_*`` columns). A run directory holds everything
-about a run:
+The model's kind (``zoo.kinds``) supplies what differs between kinds of model: the data sets
+it trains on, the hyper-parameters they fix, the held-out split scored after each epoch
+(``val_*`` columns) and the sample grid. A run directory holds everything about a run:
 
     RUN_DIR/config.json          resolved configuration (model defaults, overridden by flags)
     RUN_DIR/samples/epoch_NNN.png  after each epoch: samples of a fixed noise batch, or
@@ -29,17 +28,11 @@ import tensorflow as tf
 
 import zoo
 from training import data, image_pairs
-from training.callbacks import (
-    ResumableCheckpoint,
-    SampleGrid,
-    StopOnNonFiniteLoss,
-    TranslationGrid,
-    latest_checkpoint,
-)
+from training.callbacks import ResumableCheckpoint, StopOnNonFiniteLoss, latest_checkpoint
 from training.files import atomic_save_model, atomic_write_json
+from zoo.kinds import get_kind
 
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
-VALIDATION_EXAMPLES = 256  # held-out examples scored after each epoch of a translation run
 
 
 class ConfigError(ValueError):
@@ -65,11 +58,13 @@ def resolve_config(
     seed=0,
     data_dir=None,
     strategy="default",
+    init_from=None,
 ):
     """The full configuration of a run: the model's registered defaults overridden by arguments."""
     try:
         spec = zoo.get_spec(model)
-        data_hyperparameters = _data_hyperparameters(spec, dataset)
+        kind = get_kind(spec.kind)
+        data_hyperparameters = kind.data_hyperparameters(spec, dataset)
     except ValueError as error:
         raise ConfigError(str(error)) from None
     hyperparameters = {**spec.defaults, **data_hyperparameters, **(hyperparameters or {})}
@@ -80,15 +75,19 @@ def resolve_config(
         )
     if hyperparameters.get("seed") is None:
         hyperparameters["seed"] = seed
-    _check_data_fits(spec, dataset, hyperparameters, data_hyperparameters)
     training = json.loads(json.dumps(spec.training))  # deep copy
     if batch_size is not None:
         training["batch_size"] = batch_size
     _check_positive(epochs=epochs, batch_size=training["batch_size"],
                     steps_per_epoch=steps_per_epoch or 1)
-    if steps_per_epoch is None:  # one pass over the training split
-        images_per_step = training["batch_size"] * hyperparameters.get("n_critic", 1)
-        steps_per_epoch = max(1, _num_train_examples(spec, dataset, hyperparameters) // images_per_step)
+    try:
+        kind.check_data_fits(spec, dataset, hyperparameters, data_hyperparameters)
+        if steps_per_epoch is None:  # one pass over the training split
+            images_per_step = training["batch_size"] * hyperparameters.get("n_critic", 1)
+            examples = kind.num_train_examples(spec, dataset, hyperparameters)
+            steps_per_epoch = max(1, examples // images_per_step)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     if spec.run_optimizers is not None:
         training.update(spec.run_optimizers(steps_per_epoch, epochs, learning_rate))
     elif learning_rate is not None:
@@ -103,60 +102,11 @@ def resolve_config(
         "paper": spec.paper,
         "dataset": dataset,
         "data_dir": data_dir,
+        "init_from": init_from,
         "hyperparameters": hyperparameters,
         "training": training,
         "versions": {"zoo": zoo.__version__, "tensorflow": tf.__version__, "keras": keras.__version__},
     }
-
-
-def _data_hyperparameters(spec, dataset):
-    """The hyper-parameters a data set fixes: image shape (and pix2pix's input channels).
-
-    Unconditional GANs take the data sets of ``training.data``; pix2pix takes the paired and
-    CycleGAN the unpaired ones of ``training.image_pairs``.
-    """
-    if spec.kind == "unconditional":
-        return {"image_shape": list(data.get_dataset_spec(dataset).image_shape)}
-    translation = image_pairs.get_translation_dataset(dataset)
-    if translation.paired != spec.paired:
-        wanted = image_pairs.translation_dataset_names(spec.paired)
-        raise ValueError(
-            f"{spec.name} trains on {'paired' if spec.paired else 'unpaired'} data and "
-            f"{dataset!r} is {'paired' if translation.paired else 'unpaired'}; choose one of {wanted}."
-        )
-    size = translation.image_size
-    result = {"image_shape": [size, size, translation.output_channels]}
-    if "input_channels" in spec.defaults:
-        result["input_channels"] = translation.input_channels
-    return result
-
-
-def _check_data_fits(spec, dataset, hyperparameters, data_hyperparameters):
-    """A translation model's channels must be its data set's (its size may be overridden)."""
-    if spec.kind == "unconditional":
-        return
-    _image_size(hyperparameters)
-    targets, image_shape = data_hyperparameters["image_shape"][2], hyperparameters["image_shape"]
-    if image_shape[2] != targets:
-        raise ConfigError(f"{dataset} has {targets}-channel targets; got image_shape={image_shape}.")
-    inputs = data_hyperparameters.get("input_channels")
-    if inputs is not None and hyperparameters["input_channels"] != inputs:
-        raise ConfigError(f"{dataset} has {inputs}-channel inputs; "
-                          f"got input_channels={hyperparameters['input_channels']}.")
-
-
-def _num_train_examples(spec, dataset, hyperparameters):
-    if spec.kind == "unconditional":
-        return data.num_examples(dataset, "train")
-    return image_pairs.get_translation_dataset(dataset).num_examples("train", _image_size(hyperparameters))
-
-
-def _image_size(hyperparameters):
-    """The side of the square training images of a translation model (its ``image_shape``)."""
-    height, width = hyperparameters["image_shape"][:2]
-    if height != width:
-        raise ConfigError(f"translation data sets give square crops; got image_shape {hyperparameters['image_shape']}.")
-    return int(height)
 
 
 def _check_positive(**values):
@@ -235,6 +185,14 @@ def build_compiled_model(config):
     return model
 
 
+def initialise_from(model, run_dir):
+    """Start ``model`` from a finished run (``--init-from``: SRGAN from SRResNet, Ledig 2017)."""
+    try:
+        get_kind(zoo.get_spec(model.name).kind).initialise_from(model, run_dir)
+    except (ValueError, OSError) as error:
+        raise ConfigError(f"--init-from {run_dir}: {error}") from None
+
+
 def train(config, run_dir, resume=False, verbose=1):
     """Train (or resume) the run described by ``config`` in ``run_dir``; returns the model."""
     training = config["training"]
@@ -246,7 +204,8 @@ def train(config, run_dir, resume=False, verbose=1):
         )
     # Each train step makes n_critic critic steps of batch_size real images each.
     images_per_step = training["batch_size"] * config["hyperparameters"].get("n_critic", 1)
-    dataset, (validation, validation_steps), grid = _data_and_grid(config, run_dir, images_per_step)
+    kind = get_kind(zoo.get_spec(config["model"]).kind)
+    dataset, (validation, validation_steps), grid = kind.training_data(config, run_dir, images_per_step)
     os.makedirs(run_dir, exist_ok=True)
     atomic_write_json(os.path.join(run_dir, "config.json"), config)
     keras.utils.set_random_seed(training["seed"])
@@ -260,6 +219,8 @@ def train(config, run_dir, resume=False, verbose=1):
         else:
             initial_epoch = 0
             model = build_compiled_model(config)
+            if config.get("init_from"):
+                initialise_from(model, config["init_from"])
     if initial_epoch >= training["epochs"]:
         print(f"{run_dir} already finished {initial_epoch} of {training['epochs']} epochs.")
     log_dir = os.path.join(run_dir, "logs")
@@ -286,30 +247,6 @@ def train(config, run_dir, resume=False, verbose=1):
     return model
 
 
-def _data_and_grid(config, run_dir, images_per_step):
-    """``(training batches, (held-out batches, steps) or (None, None), sample-grid callback)``."""
-    training = config["training"]
-    log_dir = os.path.join(run_dir, "logs", "samples")
-    if zoo.get_spec(config["model"]).kind == "unconditional":
-        dataset = data.load_images(
-            config["dataset"], split="train", batch_size=images_per_step,
-            data_dir=config["data_dir"], seed=training["seed"], repeat=True,
-        )
-        return dataset, (None, None), SampleGrid(run_dir, seed=training["seed"], log_dir=log_dir)
-    translation = image_pairs.get_translation_dataset(config["dataset"])
-    size = _image_size(config["hyperparameters"])
-    dataset = translation.load("train", images_per_step, size, seed=training["seed"], repeat=True,
-                               data_dir=config["data_dir"])
-    # Held-out losses each epoch (val_* in history.csv), on at most VALIDATION_EXAMPLES examples.
-    validation = translation.load("test", training["batch_size"], size, data_dir=config["data_dir"],
-                                  repeat=True)
-    validation_steps = max(1, min(VALIDATION_EXAMPLES, translation.num_examples("test", size))
-                           // training["batch_size"])
-    examples = next(iter(translation.load("test", 8, size, data_dir=config["data_dir"])))
-    grid = TranslationGrid(run_dir, examples, paired=translation.paired, log_dir=log_dir)
-    return dataset, (validation, validation_steps), grid
-
-
 def _record_run(run_dir, seconds, first_epoch, last_epoch):
     """Append this session's wall time and hardware to ``RUN_DIR/run.json`` (for model cards)."""
     path = os.path.join(run_dir, "run.json")
@@ -326,15 +263,21 @@ def _record_run(run_dir, seconds, first_epoch, last_epoch):
 # --- Command line ------------------------------------------------------------------------------
 
 
+def model_datasets():
+    """``"dcgan (fashion_mnist), ..."``: every registered model with the data sets it takes."""
+    def datasets(name):
+        spec = zoo.get_spec(name)
+        return ", ".join(get_kind(spec.kind).datasets(spec))
+
+    return "; ".join(f"{name} ({datasets(name)})" for name in zoo.list_models())
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m training.train",
         description="Train a GAN of the zoo on a data set, with sample grids, TensorBoard logs "
         "and resumable checkpoints.",
-        epilog=f"Unconditional models: {', '.join(zoo.list_models('unconditional'))}, on "
-        f"{', '.join(sorted(data.DATASETS))}. Translation models: pix2pix on paired data "
-        f"({', '.join(image_pairs.translation_dataset_names(True))}), cyclegan on unpaired data "
-        f"({', '.join(image_pairs.translation_dataset_names(False))}). Examples: "
+        epilog=f"Models and the data sets they train on: {model_datasets()}. Examples: "
         "python -m training.train dcgan --dataset fashion_mnist --epochs 5 --out runs/dcgan; "
         "python -m training.train pix2pix --dataset grey_to_colour --epochs 20 --out runs/p2p",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -360,6 +303,9 @@ def build_parser():
     parser.add_argument("--data-dir", default=None, help="tfds data dir (default: tfds's)")
     parser.add_argument("--resume", action="store_true",
                         help="continue RUN_DIR from its last checkpoint")
+    parser.add_argument("--init-from", default=None, metavar="RUN_DIR",
+                        help="start from the weights of a finished run (e.g. srgan from an "
+                        "srresnet run, as Ledig et al. 2017 do)")
     return parser
 
 
@@ -381,12 +327,14 @@ def main(argv=None):
             config = resolve_config(
                 args.model, args.dataset, args.epochs, args.steps_per_epoch, args.batch_size,
                 parse_assignments(args.set), args.lr, args.jit_compile, args.seed,
-                args.data_dir, args.strategy,
+                args.data_dir, args.strategy, args.init_from,
             )
             try:  # fail fast, in one line, on a hyper-parameter the builder refuses
-                build_compiled_model(config)
+                model = build_compiled_model(config)
             except (ValueError, TypeError) as error:
                 raise ConfigError(str(error)) from None
+            if args.init_from:  # and on a run it cannot start from, before writing anything
+                initialise_from(model, args.init_from)
         train(config, args.out, resume=args.resume)
     except (ConfigError, data.DatasetNotPreparedError, data.DataUnavailableError,
             image_pairs.PhotoSourceUnavailable) as error:
