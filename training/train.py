@@ -27,12 +27,12 @@ import keras
 import tensorflow as tf
 
 import zoo
-from training import data, image_pairs
+from training import data, distribute, image_pairs
 from training.callbacks import ResumableCheckpoint, StopOnNonFiniteLoss, latest_checkpoint
 from training.files import atomic_save_model, atomic_write_json
 from zoo.kinds import get_kind
 
-STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+STRATEGIES = distribute.STRATEGIES
 
 
 class ConfigError(ValueError):
@@ -59,6 +59,8 @@ def resolve_config(
     data_dir=None,
     strategy="default",
     init_from=None,
+    mixed_precision=False,
+    sync_batch_norm=False,
 ):
     """The full configuration of a run: the model's registered defaults overridden by arguments."""
     try:
@@ -94,7 +96,8 @@ def resolve_config(
         for key in ("g_optimizer", "d_optimizer"):
             training[key]["config"]["learning_rate"] = learning_rate
     training.update(epochs=epochs, steps_per_epoch=steps_per_epoch, jit_compile=jit_compile,
-                    seed=seed, strategy=strategy)
+                    seed=seed, strategy=strategy, mixed_precision=bool(mixed_precision),
+                    sync_batch_norm=bool(sync_batch_norm))
     if strategy not in STRATEGIES:
         raise ConfigError(f"Unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}.")
     return {
@@ -163,20 +166,15 @@ class EpochTimer(keras.callbacks.Callback):
             logs["images_per_second"] = self.steps * self.images_per_step / seconds
 
 
-def make_strategy(name):
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker_mirrored":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
 def build_compiled_model(config):
     spec = zoo.get_spec(config["model"])
     training = config["training"]
     hyperparameters = dict(config["hyperparameters"])
     hyperparameters["image_shape"] = tuple(hyperparameters["image_shape"])
+    distribute.set_precision(training.get("mixed_precision", False))
     model = zoo.build_model(config["model"], **hyperparameters)
+    if training.get("sync_batch_norm", False):
+        distribute.synchronize_batch_norm(model)
     g_optimizer, d_optimizer = spec.make_optimizers(
         g_optimizer=training["g_optimizer"], d_optimizer=training["d_optimizer"]
     )
@@ -193,9 +191,15 @@ def initialise_from(model, run_dir):
         raise ConfigError(f"--init-from {run_dir}: {error}") from None
 
 
-def train(config, run_dir, resume=False, verbose=1):
-    """Train (or resume) the run described by ``config`` in ``run_dir``; returns the model."""
+def train(config, run_dir, resume=False, verbose=1, strategy=None):
+    """Train (or resume) the run described by ``config`` in ``run_dir``; returns the model.
+
+    In a multi-worker run only the chief writes ``run_dir``; the other workers write the same
+    files into a temporary directory they remove at the end (``training.distribute``).
+    """
     training = config["training"]
+    if strategy is None:
+        strategy = distribute.make_strategy(training.get("strategy", "default"))
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint and not resume:
         raise ConfigError(
@@ -205,12 +209,13 @@ def train(config, run_dir, resume=False, verbose=1):
     # Each train step makes n_critic critic steps of batch_size real images each.
     images_per_step = training["batch_size"] * config["hyperparameters"].get("n_critic", 1)
     kind = get_kind(zoo.get_spec(config["model"]).kind)
-    dataset, (validation, validation_steps), grid = kind.training_data(config, run_dir, images_per_step)
-    os.makedirs(run_dir, exist_ok=True)
-    atomic_write_json(os.path.join(run_dir, "config.json"), config)
+    write_dir = distribute.worker_run_dir(run_dir, strategy)
+    dataset, (validation, validation_steps), grid = kind.training_data(config, write_dir, images_per_step)
+    dataset, validation = distribute.shard_by_data(dataset), distribute.shard_by_data(validation)
+    os.makedirs(write_dir, exist_ok=True)
+    atomic_write_json(os.path.join(write_dir, "config.json"), config)
     keras.utils.set_random_seed(training["seed"])
 
-    strategy = make_strategy(training.get("strategy", "default"))
     with strategy.scope():
         if checkpoint and resume:
             initial_epoch, path = checkpoint
@@ -223,15 +228,15 @@ def train(config, run_dir, resume=False, verbose=1):
                 initialise_from(model, config["init_from"])
     if initial_epoch >= training["epochs"]:
         print(f"{run_dir} already finished {initial_epoch} of {training['epochs']} epochs.")
-    log_dir = os.path.join(run_dir, "logs")
+    log_dir = os.path.join(write_dir, "logs")
     nan_guard = StopOnNonFiniteLoss()
     callbacks = [
         EpochTimer(images_per_step),
         grid,
         keras.callbacks.TensorBoard(log_dir=log_dir),
-        keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=initial_epoch > 0),
+        keras.callbacks.CSVLogger(os.path.join(write_dir, "history.csv"), append=initial_epoch > 0),
         nan_guard,
-        ResumableCheckpoint(run_dir),
+        ResumableCheckpoint(write_dir),
     ]
     started = time.perf_counter()
     model.fit(dataset, epochs=training["epochs"], initial_epoch=initial_epoch,
@@ -242,8 +247,9 @@ def train(config, run_dir, resume=False, verbose=1):
         raise TrainingDiverged(
             f"training diverged (non-finite loss); {run_dir} keeps its last good checkpoint."
         )
-    atomic_save_model(model, os.path.join(run_dir, "model.keras"))
-    _record_run(run_dir, time.perf_counter() - started, initial_epoch, training["epochs"])
+    atomic_save_model(model, os.path.join(write_dir, "model.keras"))
+    _record_run(write_dir, time.perf_counter() - started, initial_epoch, training["epochs"])
+    distribute.cleanup_worker_dir(write_dir, run_dir)
     return model
 
 
@@ -299,7 +305,13 @@ def build_parser():
     parser.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=False,
                         help="compile the train step with XLA (see bench/train_throughput.py)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="default",
-                        help="tf.distribute strategy")
+                        help="tf.distribute strategy; multi_worker_mirrored reads TF_CONFIG "
+                        "(docs/distributed.md)")
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="compute in float16 with dynamic loss scaling of both players "
+                        "(mixed_float16; for GPUs, docs/distributed.md)")
+    parser.add_argument("--sync-batch-norm", action="store_true",
+                        help="batch-norm statistics over all replicas' examples")
     parser.add_argument("--data-dir", default=None, help="tfds data dir (default: tfds's)")
     parser.add_argument("--resume", action="store_true",
                         help="continue RUN_DIR from its last checkpoint")
@@ -313,9 +325,14 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         config_path = os.path.join(args.out, "config.json")
-        if args.resume and os.path.exists(config_path):
+        resuming = args.resume and os.path.exists(config_path)
+        if resuming:
             with open(config_path) as f:
                 config = json.load(f)
+        # A multi-worker strategy must exist before TensorFlow runs any op.
+        strategy = distribute.make_strategy(
+            config["training"].get("strategy", "default") if resuming else args.strategy)
+        if resuming:
             _check_positive(epochs=args.epochs)
             planned = config["training"]["epochs"]
             if args.epochs > planned and zoo.get_spec(config["model"]).run_optimizers is not None:
@@ -327,7 +344,8 @@ def main(argv=None):
             config = resolve_config(
                 args.model, args.dataset, args.epochs, args.steps_per_epoch, args.batch_size,
                 parse_assignments(args.set), args.lr, args.jit_compile, args.seed,
-                args.data_dir, args.strategy, args.init_from,
+                args.data_dir, args.strategy, args.init_from, args.mixed_precision,
+                args.sync_batch_norm,
             )
             try:  # fail fast, in one line, on a hyper-parameter the builder refuses
                 model = build_compiled_model(config)
@@ -335,7 +353,7 @@ def main(argv=None):
                 raise ConfigError(str(error)) from None
             if args.init_from:  # and on a run it cannot start from, before writing anything
                 initialise_from(model, args.init_from)
-        train(config, args.out, resume=args.resume)
+        train(config, args.out, resume=args.resume, strategy=strategy)
     except (ConfigError, data.DatasetNotPreparedError, data.DataUnavailableError,
             image_pairs.PhotoSourceUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -33,15 +33,66 @@ STABILISER_DEFAULTS = {
 }
 
 
+def replicas_in_sync():
+    """Replicas whose gradients the optimizer sums (1 outside ``tf.distribute``)."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def replica_share(draw, batch_size):
+    """This replica's rows of ``draw(global_batch)``: random inputs the zoo draws (noise,
+    interpolation weights, instance noise) are the single-replica run's, cut by replica.
+
+    Every replica draws the whole global batch from the same seed state and keeps its slice, so
+    replicas do not repeat each other's noise (a per-replica draw from a mirrored
+    ``SeedGenerator`` gives every replica the same values) and a step on N replicas of B
+    examples draws exactly what one replica of N*B examples would.
+    """
+    context = tf.distribute.get_replica_context()
+    replicas = 1 if context is None else context.num_replicas_in_sync
+    if replicas == 1:
+        return draw(batch_size)
+    start = context.replica_id_in_sync_group * batch_size
+    return draw(batch_size * replicas)[start : start + batch_size]
+
+
+def reducible_logs(logs):
+    """Logs ``fit`` can reduce: rank-1 under a multi-worker strategy, whose reduction is along
+    axis 0 and rejects scalars (Keras issue 20585), scalars otherwise."""
+    strategy = tf.distribute.get_strategy()
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and getattr(
+        strategy.extended, "_in_multi_worker_mode", lambda: False)()
+    if not multi_worker:
+        return logs
+    return {key: ops.reshape(value, (1,)) for key, value in logs.items()}
+
+
+def _with_reducible_logs(step):
+    def wrapped(self, data):
+        return reducible_logs(step(self, data))
+
+    wrapped.__name__, wrapped.__doc__, wrapped.__wrapped__ = step.__name__, step.__doc__, step
+    return wrapped
+
+
 class TwoPlayerMixin:
     """What every zoo model shares: ``compile(g_optimizer, d_optimizer)`` and the ``.keras``
     round trip of both optimizers and of the sub-networks named in ``NETWORKS``.
 
     ``generator_variables`` / ``discriminator_variables`` default to the trainable variables
     of ``generator`` / ``discriminator``; models with several networks per player override them.
+
+    Distribution: a subclass's ``train_step`` / ``test_step`` return values pass through
+    ``reducible_logs`` (wrapped here, once for every model), and ``apply_player_gradients`` is
+    the one place where a player's gradients are scaled for the replicas and the loss scale.
     """
 
     NETWORKS = ("generator", "discriminator")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in ("train_step", "test_step"):
+            if name in cls.__dict__:
+                setattr(cls, name, _with_reducible_logs(cls.__dict__[name]))
 
     @property
     def generator_variables(self):
@@ -65,8 +116,8 @@ class TwoPlayerMixin:
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         """Compile with one optimizer per player; ``kwargs`` go to ``keras.Model.compile``."""
         super().compile(**kwargs)
-        self.g_optimizer = keras.optimizers.get(g_optimizer)
-        self.d_optimizer = keras.optimizers.get(d_optimizer)
+        self.g_optimizer = self._loss_scaled(keras.optimizers.get(g_optimizer))
+        self.d_optimizer = self._loss_scaled(keras.optimizers.get(d_optimizer))
         # Build the slots now, outside any traced function or distribution replica context.
         self.g_optimizer.build(self.generator_variables)
         self.d_optimizer.build(self.discriminator_variables)
@@ -89,8 +140,28 @@ class TwoPlayerMixin:
             steps_per_execution=config.get("steps_per_execution", 1),
         )
 
+    def _loss_scaled(self, optimizer):
+        """Wrap ``optimizer`` in a ``LossScaleOptimizer`` when the model computes in float16
+        (``mixed_float16``), as ``keras.Model.compile`` does for its single optimizer."""
+        if self.dtype_policy.name == "mixed_float16" and not isinstance(
+            optimizer, keras.optimizers.LossScaleOptimizer
+        ):
+            return keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
+
     def apply_player_gradients(self, optimizer, tape, loss, variables):
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        """One optimizer step of a player on ``d loss / d variables``.
+
+        ``loss`` is this replica's mean over its own examples; the TensorFlow optimizer sums the
+        replicas' gradients, so the gradient is taken of ``loss / replicas`` (what Keras's own
+        losses do, ``keras.losses.Loss`` with ``scale_loss_for_distribution``) and of the
+        optimizer's loss scale (``LossScaleOptimizer`` under mixed precision, which unscales).
+        Both factors seed the backward pass (``output_gradients``), so the tape may be closed
+        and the trackers keep the unscaled loss. Every model steps its players through here.
+        """
+        seed = optimizer.scale_loss(ops.cast(1.0 / replicas_in_sync(), loss.dtype))
+        gradients = tape.gradient(loss, variables, output_gradients=ops.cast(seed, loss.dtype))
+        optimizer.apply_gradients(zip(gradients, variables))
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -179,10 +250,14 @@ class AdversarialModel(TwoPlayerMixin, keras.Model):
     def sample_latent(self, batch_size, seed=None):
         """Draw ``(batch_size, latent_dim)`` noise from the model's latent distribution."""
         seed = self.seed_generator if seed is None else seed
-        shape = (batch_size, self.latent_dim)
-        if self.latent_distribution == "uniform":
-            return keras.random.uniform(shape, minval=-1.0, maxval=1.0, seed=seed)
-        return keras.random.normal(shape, seed=seed)
+
+        def draw(count):
+            shape = (count, self.latent_dim)
+            if self.latent_distribution == "uniform":
+                return keras.random.uniform(shape, minval=-1.0, maxval=1.0, seed=seed)
+            return keras.random.normal(shape, seed=seed)
+
+        return replica_share(draw, batch_size)
 
     def call(self, z, training=False):
         return self.generator(z, training=training)
@@ -213,7 +288,7 @@ class AdversarialModel(TwoPlayerMixin, keras.Model):
             critic_batch = real[index :: self.n_critic] if self.n_critic > 1 else real
             self.discriminator_step(critic_batch, ops.shape(critic_batch)[0])
         self.generator_step(ops.shape(critic_batch)[0])
-        return {m.name: m.result() for m in self.metrics}
+        return {m.name: m.result() for m in self.metrics}  # through reducible_logs
 
     def discriminator_step(self, real, batch_size):
         """One optimizer step of D on a real batch and a fresh fake batch; returns D's loss."""
@@ -227,8 +302,8 @@ class AdversarialModel(TwoPlayerMixin, keras.Model):
             d_loss = self.discriminator_loss(real_logits, fake_logits)
             penalty = self.discriminator_penalty(real_input, fake_input)
             total = d_loss + penalty
-        variables = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+        variables = self.discriminator_variables
+        self.apply_player_gradients(self.d_optimizer, tape, total, variables)
         if self.clip_value is not None:
             zoo_losses.clip_weights(variables, self.clip_value)
         self.d_loss_tracker.update_state(d_loss)
@@ -242,8 +317,7 @@ class AdversarialModel(TwoPlayerMixin, keras.Model):
             fake = self.generator(z, training=True)
             fake_logits = self.discriminator(self.add_instance_noise(fake), training=True)
             g_loss = self.adversarial_loss.generator(fake_logits)
-        variables = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+        self.apply_player_gradients(self.g_optimizer, tape, g_loss, self.generator_variables)
         self.g_loss_tracker.update_state(g_loss)
         return g_loss
 
@@ -258,8 +332,10 @@ class AdversarialModel(TwoPlayerMixin, keras.Model):
         """Sum of the enabled gradient penalties (WGAN-GP on interpolates, R1 on real data)."""
         penalty = ops.zeros((), "float32")
         if self.gradient_penalty_weight:
-            weights = zoo_losses.interpolation_weights(
-                ops.shape(real)[0], len(real.shape), seed=self.seed_generator
+            weights = replica_share(
+                lambda count: zoo_losses.interpolation_weights(
+                    count, len(real.shape), seed=self.seed_generator),
+                ops.shape(real)[0],
             )
             interpolates = zoo_losses.interpolate(real, fake, weights)
             gradients = self.discriminator_input_gradients(interpolates)
@@ -282,7 +358,12 @@ class AdversarialModel(TwoPlayerMixin, keras.Model):
             return images
         progress = ops.cast(self.d_optimizer.iterations, "float32") / self.instance_noise_steps
         sigma = self.instance_noise * ops.maximum(0.0, 1.0 - progress)
-        return images + sigma * keras.random.normal(ops.shape(images), seed=self.seed_generator)
+        shape = tuple(ops.shape(images)[1:])
+        noise = replica_share(
+            lambda count: keras.random.normal((count,) + shape, seed=self.seed_generator),
+            ops.shape(images)[0],
+        )
+        return images + sigma * noise
 
     # --- Serialisation ---------------------------------------------------------------------------
 

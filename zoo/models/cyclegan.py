@@ -148,6 +148,14 @@ class ImageHistoryPool(keras.layers.Layer):
         fakes = ops.stop_gradient(ops.convert_to_tensor(fakes, "float32"))
         if self.pool_size == 0:
             return fakes
+        # Under tf.distribute every replica runs the pool on the global batch (same draws, same
+        # buffer, so the mirrored variables stay equal) and keeps its own rows: the pool of one
+        # device with the whole batch, not one diverging pool per replica.
+        context = tf.distribute.get_replica_context()
+        replicas = 1 if context is None else context.num_replicas_in_sync
+        local = tf.shape(fakes)[0]
+        if replicas > 1:
+            fakes = context.all_gather(fakes, axis=0)
         batch = tf.shape(fakes)[0]
         draws = keras.random.uniform((batch,), seed=self.seed_generator)
         slots = keras.random.randint((batch,), 0, self.pool_size, seed=self.seed_generator)
@@ -171,7 +179,11 @@ class ImageHistoryPool(keras.layers.Layer):
         )
         self.images.assign(pool)
         self.count.assign(count)
-        return tf.ensure_shape(outputs.stack(), (None,) + self.image_shape)
+        outputs = outputs.stack()
+        if replicas > 1:
+            start = context.replica_id_in_sync_group * local
+            outputs = outputs[start : start + local]
+        return tf.ensure_shape(outputs, (None,) + self.image_shape)
 
     def save_own_variables(self, store):
         super().save_own_variables(store)
