@@ -173,6 +173,43 @@ def test_two_replicas_take_the_single_replica_step(name, equality_results):
 
 
 
+def test_mixed_precision_step_matches_float32_step_and_reloads(tmp_path):
+    """mixed_float16: both players' optimizers scale the loss; unscaled, the step is float32's."""
+    import keras
+
+    import zoo
+    from training import distribute
+
+    data = _batch(_CONV["image_shape"], "images", 8, np.random.default_rng(0))[0]
+    models = {}
+    try:
+        for mixed in (False, True):
+            distribute.set_precision(mixed)
+            keras.utils.set_random_seed(0)
+            model = zoo.build_model("dcgan", seed=5, **_CONV)
+            model.compile(g_optimizer=keras.optimizers.SGD(0.05), d_optimizer=keras.optimizers.SGD(0.05))
+            if mixed:
+                model.set_weights(models[False][1])
+            models[mixed] = (model, [np.asarray(w) for w in model.get_weights()])
+            model.fit(data, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    finally:
+        distribute.set_precision(False)
+    mixed, start = models[True]
+    assert mixed.generator.layers[-1].compute_dtype == "float16"
+    assert all(v.dtype == "float32" for v in mixed.trainable_variables)
+    for optimizer in (mixed.g_optimizer, mixed.d_optimizer):
+        assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        assert int(optimizer.iterations) == 1  # finite gradients at the initial scale
+    reference = models[False][0].get_weights()
+    update = max(np.abs(r - s).max() for r, s in zip(reference, start))
+    difference = max(np.abs(r - m).max() for r, m in zip(reference, mixed.get_weights()))
+    assert update > 1e-3 and difference < 0.05 * update, (update, difference)
+    mixed.save(tmp_path / "mixed.keras")
+    reloaded = keras.saving.load_model(tmp_path / "mixed.keras")
+    assert isinstance(reloaded.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert reloaded.generator.layers[-1].compute_dtype == "float16"
+
+
 # --- Two workers on 127.0.0.1 ---------------------------------------------------------------------
 
 TINY_DCGAN = ["dcgan", "--batch-size", "8", "--steps-per-epoch", "6", "--set", "latent_dim=8",

@@ -115,7 +115,9 @@ class TwoPlayerMixin:
 
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         """Compile with one optimizer per player; ``kwargs`` go to ``keras.Model.compile``."""
-        super().compile(**kwargs)
+        # No optimizer of keras.Model's own (its default would be an unused RMSprop, saved with
+        # the model and, under mixed precision, wrapped for loss scaling).
+        super().compile(optimizer=None, **kwargs)
         self.g_optimizer = self._loss_scaled(keras.optimizers.get(g_optimizer))
         self.d_optimizer = self._loss_scaled(keras.optimizers.get(d_optimizer))
         # Build the slots now, outside any traced function or distribution replica context.
@@ -294,7 +296,8 @@ class AdversarialModel(TwoPlayerMixin, keras.Model):
         """One optimizer step of D on a real batch and a fresh fake batch; returns D's loss."""
         z = self.sample_latent(batch_size)
         with tf.GradientTape() as tape:
-            fake = self.generator(z, training=True)
+            # float32 like the real batch also when G computes in float16 (mixed precision)
+            fake = ops.cast(self.generator(z, training=True), real.dtype)
             real_input = self.add_instance_noise(real)
             fake_input = self.add_instance_noise(fake)
             real_logits = self.discriminator(real_input, training=True)
