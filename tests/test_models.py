@@ -97,6 +97,8 @@ def test_unknown_model_lists_the_registry():
     ids=["r1", "instance_noise", "spectral_norm", "hinge"],
 )
 def test_every_variant_takes_every_stabiliser(name, stabiliser):
+    if "spectral_norm" in stabiliser and "discriminator_normalization" in zoo.get_spec(name).defaults:
+        stabiliser = {**stabiliser, "discriminator_normalization": None}  # SN refuses batch norm
     model = small_model(name, **stabiliser)
     logs = model.train_on_batch(real_batch(model, 8), return_dict=True)
     assert all(np.isfinite(value) for value in logs.values())
@@ -156,3 +158,59 @@ def test_make_optimizers_leaves_the_registered_defaults_alone(name):
     before = json.dumps(spec.training, sort_keys=True)
     spec.make_optimizers()
     assert json.dumps(spec.training, sort_keys=True) == before
+
+
+def test_spectral_norm_refuses_a_batch_normed_discriminator():
+    with pytest.raises(ValueError, match="discriminator_normalization=null"):
+        zoo.build_model("dcgan", spectral_norm=True)
+    layers = zoo.build_model("dcgan", spectral_norm=True, discriminator_normalization=None).discriminator.layers
+    assert not [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len([layer for layer in layers if isinstance(layer, zoo.layers.SpectralNorm)]) == 3
+
+
+@pytest.mark.parametrize("make_layer,input_shape", [
+    (lambda: keras.layers.Dense(5, use_bias=False), (3, 7)),
+    (lambda: keras.layers.Conv2D(4, 3, use_bias=False), (2, 6, 6, 3)),
+], ids=["dense", "conv"])
+def test_spectral_norm_is_miyato_2018_against_an_svd(make_layer, input_shape):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=input_shape).astype("float32")
+    layer = zoo.layers.SpectralNorm(make_layer())
+    layer(x)
+    kernel = np.asarray(layer.layer.kernel).astype("float64")
+    matrix = kernel.reshape(-1, kernel.shape[-1])
+    sigma = np.linalg.svd(matrix, compute_uv=False)[0]
+    u = np.asarray(layer.u).copy()
+    layer(x, training=False)
+    np.testing.assert_array_equal(np.asarray(layer.u), u)  # power iteration only in training
+    for _ in range(50):
+        layer(x, training=True)
+    np.testing.assert_array_equal(np.asarray(layer.layer.kernel), kernel.astype("float32"))  # raw W kept
+    assert float(layer.sigma()) == pytest.approx(sigma, rel=1e-5)
+    reference = make_layer()
+    reference.build(input_shape)
+    reference.kernel.assign((kernel / sigma).astype("float32"))
+    np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(reference(x)), rtol=1e-4, atol=1e-6)
+
+    # The gradient flows through sigma: d/dW sum(sin(f(x; W / sigma(W)))) by central differences.
+    def objective(weights):
+        normalized = weights / np.linalg.svd(weights.reshape(-1, weights.shape[-1]), compute_uv=False)[0]
+        reference.kernel.assign(normalized.astype("float32"))
+        return float(np.sum(np.sin(np.asarray(reference(x), "float64"))))
+
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(tf.sin(layer(x)))
+    gradient = np.asarray(tape.gradient(total, layer.layer.kernel))
+    numeric = np.zeros_like(kernel)
+    for index in np.ndindex(kernel.shape):
+        step = np.zeros_like(kernel)
+        step[index] = 1e-3
+        numeric[index] = (objective(kernel + step) - objective(kernel - step)) / 2e-3
+    np.testing.assert_allclose(gradient, numeric, atol=2e-3 * np.abs(numeric).max())
+
+
+def test_wgan_rmsprop_rho_is_pinned():
+    g_optimizer, d_optimizer = zoo.get_spec("wgan").make_optimizers()
+    assert g_optimizer.rho == d_optimizer.rho == 0.99

@@ -107,6 +107,7 @@ def adam(learning_rate, beta_1=0.9, beta_2=0.999):
     }
 
 
-def rmsprop(learning_rate):
-    """Config of a Keras RMSprop optimizer, for ``training`` defaults."""
-    return {"class_name": "RMSprop", "config": {"learning_rate": learning_rate}}
+def rmsprop(learning_rate, rho=0.9):
+    """Config of a Keras RMSprop optimizer, for ``training`` defaults (``rho``: decay of the
+    squared-gradient average)."""
+    return {"class_name": "RMSprop", "config": {"learning_rate": learning_rate, "rho": rho}}

@@ -16,7 +16,7 @@ The builders here are reused by the other DCGAN-style variants (WGAN, WGAN-GP, L
 import keras
 
 from zoo.base import AdversarialModel
-from zoo.layers import kernel_init
+from zoo.layers import SpectralNorm, kernel_init
 from zoo.registry import adam, register_model
 
 
@@ -62,9 +62,16 @@ def dcgan_generator(image_shape, latent_dim=100, width=128, kernel_size=5, batch
 def dcgan_discriminator(image_shape, width=64, kernel_size=5, normalization="batch", spectral_norm=False):
     """Strided-conv discriminator; ``normalization`` is "batch", "layer" or None (a WGAN-GP critic
     must not use batch norm, Gulrajani 2017 sec. 4); ``spectral_norm`` wraps every conv and the
-    output layer in ``keras.layers.SpectralNormalization`` (Miyato et al. 2018)."""
+    output layer in ``zoo.layers.SpectralNorm`` (Miyato et al. 2018), whose discriminators have
+    no batch norm: rescaling by batch statistics would undo the Lipschitz bound, so the
+    combination is refused."""
+    if spectral_norm and normalization == "batch":
+        raise ValueError(
+            "spectral_norm=True needs a discriminator without batch norm (it would undo the "
+            "Lipschitz bound, Miyato 2018); also set discriminator_normalization=null."
+        )
     steps = num_resolution_steps(image_shape[0])
-    wrap = keras.layers.SpectralNormalization if spectral_norm else (lambda layer: layer)
+    wrap = SpectralNorm if spectral_norm else (lambda layer: layer)
     images = keras.Input(tuple(image_shape), name="images")
     x = images
     for step in range(steps):

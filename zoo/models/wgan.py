@@ -3,7 +3,9 @@
 The critic f estimates W1 through the Kantorovich-Rubinstein dual; Lipschitz continuity is
 enforced crudely by clipping every critic weight to [-0.01, 0.01] after each step. Paper
 defaults (Algorithm 1): RMSProp lr 5e-5, 5 critic steps per generator step, batch 64, a DCGAN
-critic (with batch norm) without the sigmoid, Gaussian noise.
+critic (with batch norm) without the sigmoid, Gaussian noise. RMSProp's decay rho is 0.99, the
+value of the authors' PyTorch code (``optim.RMSprop``'s default ``alpha``); the paper does not
+give it, and Keras's default would be 0.9.
 """
 
 from zoo.models.dcgan import _arguments, dcgan_style_model
@@ -13,7 +15,8 @@ from zoo.registry import register_model, rmsprop
 @register_model(
     "wgan",
     paper="Arjovsky et al. 2017, Wasserstein GAN",
-    training={"batch_size": 64, "g_optimizer": rmsprop(5e-5), "d_optimizer": rmsprop(5e-5)},
+    training={"batch_size": 64, "g_optimizer": rmsprop(5e-5, rho=0.99),
+              "d_optimizer": rmsprop(5e-5, rho=0.99)},
 )
 def wgan(
     image_shape=(28, 28, 1),

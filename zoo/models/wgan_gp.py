@@ -5,6 +5,12 @@ interpolates x_hat between real and fake samples. Paper defaults (Algorithm 1): 
 5 critic steps, Adam lr 1e-4 with (beta_1, beta_2) = (0.5, 0.9) as in its MNIST code (the
 algorithm box gives (0, 0.9)), batch 64 (the paper's MNIST code uses 50), 128-d Gaussian noise,
 and no batch normalisation in the critic (sec. 4: the penalty is per example).
+
+The zoo's combination mixes two of the authors' setups: the generator is the DCGAN one with
+batch norm, as in their 64x64 / CIFAR-10 code, whose Adam has beta_1 = 0 (Algorithm 1), while
+beta_1 = 0.5 comes from their MNIST code, whose generator has no batch norm. The zoo keeps
+this mix (one DCGAN-style generator for every variant, and the MNIST code's optimizer for the
+28x28 data it trains on); it is named here as a deviation.
 """
 
 from zoo.models.dcgan import _arguments, dcgan_style_model
