@@ -23,6 +23,7 @@ import http.client
 import json
 import os
 import queue
+import socket
 import subprocess
 import sys
 import tempfile
@@ -59,11 +60,18 @@ def make_inputs(function, batch: int, rng) -> dict[str, np.ndarray]:
     return inputs
 
 
-def start_server(base: Path) -> tuple[subprocess.Popen, str, str]:
-    """``python -m export.serve`` on free ports; returns (process, rest host:port, grpc)."""
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(base: Path, *flags: str) -> tuple[subprocess.Popen, str, str]:
+    """``python -m export.serve --base BASE FLAGS`` on free ports; returns (process, rest
+    host:port, grpc target)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "export.serve", "--base", str(base), "--rest-port", "0",
-         "--grpc-port", "0", "--no-write-config"],
+        [sys.executable, "-m", "export.serve", "--base", str(base),
+         f"--rest_api_port={free_port()}", f"--port={free_port()}", *flags],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x) for x in process.stdout], daemon=True).start()

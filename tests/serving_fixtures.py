@@ -89,3 +89,26 @@ def make_bytes_saved_model(model_dir, version=1) -> Path:
     archive.add_endpoint("serving_default", serving_default, input_signature=[
         tf.TensorSpec([None], tf.string, name="payload")])
     return _write_atomically(archive, model_dir, version)
+
+
+def make_slow_saved_model(model_dir, version=1) -> Path:
+    """``serving_default``: ``steps`` int32 [batch] -> ``y`` float32 [batch]: ``steps[0]``
+    rounds of a 128x128 matmul (plain TF ops), to exercise timeouts and deadlines."""
+
+    class Slow(tf.Module):
+        pass
+
+    archive = keras.export.ExportArchive()
+    archive.track(Slow())
+
+    def serving_default(steps):
+        def body(i, m):
+            return i + 1, tf.tanh(tf.matmul(m, m) / 128.0)
+
+        _, m = tf.while_loop(lambda i, m: i < steps[0], body,
+                             (tf.constant(0), tf.ones([128, 128]) * 0.5))
+        return {"y": tf.fill(tf.shape(steps), m[0, 0])}
+
+    archive.add_endpoint("serving_default", serving_default, input_signature=[
+        tf.TensorSpec([None], tf.int32, name="steps")])
+    return _write_atomically(archive, model_dir, version)

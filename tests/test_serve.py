@@ -117,15 +117,16 @@ def _available(server: Server, name: str, version: int | None = None) -> bool:
 ])
 def server(request, tmp_path_factory):
     base = _make_base(tmp_path_factory.mktemp(f"models-{request.param}"))
+    config = write_models_config(base, model_root=str(base), labels=LABELS)
     if request.param == "zoo":
-        ours = ModelServer(base, "127.0.0.1", 0, 0, poll_seconds=0.5,
-                           max_request_bytes=MAX_REQUEST_BYTES, labels=LABELS).start()
+        ours = ModelServer(model_config_file=str(config), host="127.0.0.1", rest_port=0,
+                           grpc_port=0, poll_seconds=0.5, max_request_bytes=MAX_REQUEST_BYTES,
+                           allow_version_labels_for_unavailable_models=True).start()
         handle = Server("zoo", base, ours.rest_port, ours.grpc_address)
         yield handle
         handle.channel.close()
         ours.stop()
         return
-    config = write_models_config(base, model_root=str(base), labels=LABELS)
     rest_port, grpc_port = _free_port(), _free_port()
     process = subprocess.Popen(
         [TFMS, f"--port={grpc_port}", f"--rest_api_port={rest_port}",
@@ -277,10 +278,10 @@ BAD_REQUESTS = [
      {"signature_name": "generate_from_seed", "instances": [1.5]}, 400, "expects int64"),
     ("b64-for-float", "POST", "/v1/models/toy:predict", {"instances": [{"b64": "AAAA"}]}, 400,
      "expects float32"),
-    ("unknown-input", "POST", "/v1/models/toy:predict", {"inputs": {"zz": Z}}, 400,
-     "unknown input(s): zz; missing input(s): z"),
+    ("missing-input", "POST", "/v1/models/toy:predict", {"inputs": {"zz": Z}}, 400,
+     "Missing named input: z in 'inputs' object."),
     ("unknown-instance-key", "POST", "/v1/models/toy:predict", {"instances": [{"q": Z[0]}]}, 400,
-     "unknown input(s): q"),
+     "keys must be equal to: z"),
     ("signature-name-not-string", "POST", "/v1/models/toy:predict",
      {"signature_name": 7, "instances": Z}, 400, "'signature_name'"),
     ("unknown-model", "POST", "/v1/models/nope:predict", {"instances": Z}, 404,
@@ -334,7 +335,7 @@ def test_rest_oversized_body_is_refused_before_reading(server):
     conn.close()
     # A real body over the limit.
     status, answer = server.rest("POST", "/v1/models/toy:predict", b" " * (MAX_REQUEST_BYTES + 1))
-    assert status == 413 and "--max-request-bytes" in answer["error"]
+    assert status == 413 and "--max_request_bytes" in answer["error"]
     assert_still_serving(server)
 
 
@@ -528,10 +529,22 @@ def test_new_version_is_served_without_restart_and_removal_falls_back(server):
     shutil.rmtree(hot / "latest")
 
 
+def _reload(server: Server, base: Path, names, labels=LABELS):
+    """HandleReloadConfigRequest with a config serving ``names`` under ``base``."""
+    from tensorflow_serving.apis import model_management_pb2
+    from export.serving.layout import models_config_text
+
+    request = model_management_pb2.ReloadConfigRequest()
+    text_format.Parse(models_config_text(names, str(base), labels=labels), request.config)
+    return server.models.HandleReloadConfigRequest(request, timeout=60)
+
+
 def test_broken_new_version_keeps_old_one_serving(server):
-    _zoo_only(server)
     flaky = server.base / "flaky"
-    shutil.copytree(server.base / "toy" / "1", flaky / "1")  # a new model appears
+    shutil.copytree(server.base / "toy" / "1", flaky / "1")
+    assert server.rest("GET", "/v1/models/flaky")[0] == 404  # not in the config: not served
+    response = _reload(server, server.base, ["echo", "flaky", "hot", "toy"])
+    assert response.status.error_code == 0
     _wait_for(lambda: _available(server, "flaky", 1), what="new model to load")
     (flaky / "2").mkdir()
     (flaky / "2" / "saved_model.pb").write_bytes(b"not a SavedModel")
@@ -551,15 +564,16 @@ def test_broken_new_version_keeps_old_one_serving(server):
     shutil.rmtree(flaky / "2")
     make_toy_saved_model(flaky, 2)
     _wait_for(lambda: _available(server, "flaky", 2), what="repaired version 2 to load")
-    config = text_format.Parse((server.base / "models.config").read_text(),
-                               model_server_config_pb2.ModelServerConfig())
-    assert "flaky" in [c.name for c in config.model_config_list.config]
 
 
 def test_all_versions_policy_serves_every_version(tmp_path):
     for version in (1, 2):
         make_toy_saved_model(tmp_path / "toy", version)
-    with ModelServer(tmp_path, "127.0.0.1", 0, 0, version_policy="all") as ours:
+    config = model_server_config_pb2.ModelServerConfig()
+    entry = config.model_config_list.config.add(name="toy", base_path=str(tmp_path / "toy"),
+                                                model_platform="tensorflow")
+    entry.model_version_policy.all.SetInParent()
+    with ModelServer(model_config=config, rest_port=0, grpc_port=0) as ours:
         server = Server("zoo", tmp_path, ours.rest_port, ours.grpc_address)
         status, body = server.rest("GET", "/v1/models/toy")
         assert [(e["version"], e["state"]) for e in body["model_version_status"]] == [
@@ -572,9 +586,7 @@ def test_all_versions_policy_serves_every_version(tmp_path):
         response = server.predictions.Predict(_predict_request(version=1, z=_z()), timeout=30)
         assert response.model_spec.version.value == 1
         server.channel.close()
-    config = text_format.Parse((tmp_path / "models.config").read_text(),
-                               model_server_config_pb2.ModelServerConfig())
-    assert config.model_config_list.config[0].model_version_policy.HasField("all")
+    assert sorted(os.listdir(tmp_path)) == ["toy"]  # nothing written
 
 
 def test_codec_response_json_matches_numpy_values():
@@ -643,14 +655,20 @@ def test_models_config_is_valid_text_proto(tmp_path):
     assert entry.model_version_policy.HasField("all")
 
 
-def test_write_config_only_cli(tmp_path, capsys):
+def test_write_config_command(tmp_path, capsys):
     (tmp_path / "toy" / "3").mkdir(parents=True)
     (tmp_path / "toy" / "3" / "saved_model.pb").write_bytes(b"")
-    assert main(["--write-config-only", "--base", str(tmp_path)]) == 0
+    assert main(["write-config", "--base", str(tmp_path)]) == 0
     config = text_format.Parse((tmp_path / "models.config").read_text(),
                                model_server_config_pb2.ModelServerConfig())
-    assert [c.name for c in config.model_config_list.config] == ["toy"]
-    assert main(["--write-config-only", "--base", str(tmp_path / "missing")]) == 2
+    [entry] = config.model_config_list.config
+    assert (entry.name, entry.base_path, dict(entry.version_labels)) == ("toy", "/models/toy", {})
+    assert main(["write-config", "--base", str(tmp_path)]) == 0  # unchanged: fine
+    (tmp_path / "models.config").write_text("# my own edits\n")
+    assert main(["write-config", "--base", str(tmp_path)]) == 2  # never overwrites edits...
+    assert (tmp_path / "models.config").read_text() == "# my own edits\n"
+    assert main(["write-config", "--base", str(tmp_path), "--force"]) == 0  # ...unless told
+    assert main(["write-config", "--base", str(tmp_path / "missing")]) == 2
 
 
 # -- the CLI process -----------------------------------------------------------------------
@@ -660,8 +678,8 @@ def test_write_config_only_cli(tmp_path, capsys):
 def test_cli_shuts_down_cleanly_on_signal(tmp_path, signum):
     make_bytes_saved_model(tmp_path / "echo", 1)
     process = subprocess.Popen(
-        [sys.executable, "-m", "export.serve", "--base", str(tmp_path), "--rest-port", "0",
-         "--grpc-port", "0", "--poll-seconds", "0.5"],
+        [sys.executable, "-m", "export.serve", "--base", str(tmp_path), "--rest-port",
+         str(_free_port()), "--grpc-port", str(_free_port()), "--poll-seconds", "0.5"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout],

@@ -69,12 +69,11 @@ def _is_named(value) -> bool:
     return isinstance(value, dict) and not _is_b64(value)
 
 
-def _check_names(sent, dtypes, where: str) -> None:
-    unknown, missing = set(sent) - set(dtypes), set(dtypes) - set(sent)
-    problems = ([f"unknown input(s): {', '.join(sorted(unknown))}"] if unknown else []) + (
-        [f"missing input(s): {', '.join(sorted(missing))}"] if missing else [])
-    if problems:
-        raise invalid(f"{where}: {'; '.join(problems)} (expected: {', '.join(sorted(dtypes))})")
+def _check_instance_keys(index: int, instance: dict, dtypes) -> None:
+    """A row-format object must have exactly the signature's inputs (json_tensor.cc)."""
+    if set(instance) != set(dtypes):
+        raise invalid(f"Failed to process element: {index} of 'instances' list. JSON object: "
+                      f"{_preview(instance)} keys must be equal to: {','.join(sorted(dtypes))}")
 
 
 def _decode_instances(instances, dtypes) -> dict[str, np.ndarray]:
@@ -89,7 +88,7 @@ def _decode_instances(instances, dtypes) -> dict[str, np.ndarray]:
             raise invalid(f"Expecting {kind} at item {index} of 'instances' list "
                           "(all items must be objects keyed by input name, or all plain values)")
         if named:
-            _check_names(instance, dtypes, f"Item {index} of 'instances' list")
+            _check_instance_keys(index, instance, dtypes)
     if named:
         return {name: to_array([item[name] for item in instances], dtype, name)
                 for name, dtype in dtypes.items()}
@@ -101,8 +100,11 @@ def _decode_instances(instances, dtypes) -> dict[str, np.ndarray]:
 
 
 def _decode_columnar(inputs, dtypes) -> dict[str, np.ndarray]:
+    """Columnar ``inputs``: keys the signature does not name are ignored, as TF Serving does."""
     if _is_named(inputs):
-        _check_names(inputs, dtypes, "'inputs' object")
+        for name in sorted(dtypes):
+            if name not in inputs:
+                raise invalid(f"Missing named input: {name} in 'inputs' object.")
         return {name: to_array(inputs[name], dtype, name) for name, dtype in dtypes.items()}
     if len(dtypes) != 1:
         raise invalid("inputs is a plain value/list, but expecting an object as multiple "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,14 +16,14 @@ from google.protobuf import text_format
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 
+from export.serving.config import ConfigError, ModelEntry, directory_config, model_entries
 from export.serving.errors import ServingError, invalid, not_found, tf_error_message
-from export.serving.layout import find_models
+from export.serving.layout import find_versions
 
 log = logging.getLogger("export.serve")
 
 DEFAULT_SIGNATURE = "serving_default"
 SERVE_TAG = "serve"
-VERSION_POLICIES = ("latest", "all")
 _GRPC_CODE_NAMES = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
                     "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
                     "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
@@ -39,6 +41,15 @@ def shape_label(shape) -> str:
     if dims.rank is None:
         return "[?...]"
     return "[" + ", ".join("?" if d is None else str(d) for d in dims.as_list()) + "]"
+
+
+# TF Serving's words when a session run outlives its timeout (DirectSession::WaitForNotification).
+DEADLINE_MESSAGE = "Timed out waiting for notification"
+_RUNNER = futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="signature-call")
+
+
+def deadline_exceeded() -> ServingError:
+    return ServingError("DEADLINE_EXCEEDED", DEADLINE_MESSAGE)
 
 
 def _error_from_tf(error: tf.errors.OpError) -> ServingError:
@@ -59,17 +70,14 @@ class Signature:
         self.input_dtypes = {k: np.dtype(s.dtype.as_numpy_dtype) for k, s in self.inputs.items()}
 
     def check_input_names(self, names) -> None:
-        """INVALID_ARGUMENT naming the unknown and missing inputs, if any."""
+        """INVALID_ARGUMENT in TF Serving's words (predict_util.cc) unless the names match."""
         sent, expected = set(names), set(self.inputs)
         if sent == expected:
             return
-        problems = []
-        if sent - expected:
-            problems.append("unknown input(s): " + ", ".join(sorted(sent - expected)))
-        if expected - sent:
-            problems.append("missing input(s): " + ", ".join(sorted(expected - sent)))
-        raise invalid(f'Inputs do not match signature "{self.name}": {"; ".join(problems)} '
-                      f'(expected: {", ".join(sorted(expected))})')
+        raise invalid(f"input size does not match signature: {len(sent)}!={len(expected)} "
+                      f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(expected))}}})."
+                      f" Sent extra: {{{','.join(sorted(sent - expected))}}}. Missing but "
+                      f"required: {{{','.join(sorted(expected - sent))}}}.")
 
     def check_inputs(self, arrays: dict[str, np.ndarray]) -> None:
         """INVALID_ARGUMENT unless names, dtypes and shapes fit the signature."""
@@ -91,10 +99,35 @@ class Signature:
                               f"expected to be in the set {{{','.join(sorted(self.outputs))}}}.")
         return list(output_filter) if output_filter else sorted(self.outputs)
 
-    def __call__(self, arrays: dict[str, np.ndarray], output_filter=()) -> dict[str, np.ndarray]:
-        """Validate, run the signature and return the outputs as numpy arrays."""
+    def __call__(self, arrays: dict[str, np.ndarray], output_filter=(),
+                 deadline: float | None = None) -> dict[str, np.ndarray]:
+        """Validate, run the signature and return the outputs as numpy arrays.
+
+        ``deadline`` (``time.monotonic()`` seconds) bounds the wait: past it the caller gets
+        DEADLINE_EXCEEDED, as TF Serving's session-run timeout answers. A call not started by
+        then is never run; one already running in TensorFlow cannot be interrupted, its result
+        is dropped.
+        """
         self.check_inputs(arrays)
         wanted = self.output_names(output_filter)
+        if deadline is None:
+            return self._run(arrays, wanted)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise deadline_exceeded()
+        future = _RUNNER.submit(self._run_before, deadline, arrays, wanted)
+        try:
+            return future.result(timeout=remaining)
+        except futures.TimeoutError:
+            future.cancel()
+            raise deadline_exceeded() from None
+
+    def _run_before(self, deadline: float, arrays, wanted):
+        if time.monotonic() >= deadline:
+            raise deadline_exceeded()  # waited too long for a worker: do not start
+        return self._run(arrays, wanted)
+
+    def _run(self, arrays, wanted) -> dict[str, np.ndarray]:
         tensors = {k: tf.constant(v, dtype=self.inputs[k].dtype) for k, v in arrays.items()}
         try:
             result = self.function(**tensors)
@@ -160,30 +193,46 @@ class VersionState:
 
 
 class ModelRepository:
-    """Every model under BASE: polls the directory, loads/unloads versions, answers lookups.
+    """The models a config names: polls their base paths, loads/unloads versions, answers lookups.
 
-    ``version_policy`` is TF Serving's: ``"latest"`` keeps only the highest version loaded,
-    ``"all"`` every version (unversioned requests still go to the highest). A new version is
-    loaded before the old one is unloaded; a version that fails to load is retried once its
-    files change, and meanwhile the old one keeps serving.
+    ``set_config`` takes TF Serving's config entries (``export.serving.config``): each model's
+    ``model_version_policy`` (latest N, all, specific) picks the versions to serve and its
+    ``version_labels`` are checked as TF Serving does (ServerCore::UpdateModelVersionLabelMap):
+    a label must point at a version available now unless ``allow_unavailable_labels`` is set
+    (then only a label already pointing elsewhere is refused). A config that fails a check
+    raises ConfigError and the previous one keeps serving. A new version is loaded before the
+    old one is unloaded; a version that fails to load is retried once its files change.
     """
 
-    def __init__(self, base, version_policy="latest", labels=None, on_models_changed=None):
-        if version_policy not in VERSION_POLICIES:
-            raise ValueError(f"version_policy must be one of {VERSION_POLICIES}")
-        self.base = Path(base)
-        self.version_policy = version_policy
-        self.labels = {name: dict(mapping) for name, mapping in (labels or {}).items()}
-        self.on_models_changed = on_models_changed
-        self._lock = threading.Lock()
+    def __init__(self, entries=(), allow_unavailable_labels=False, directory=None):
+        self.allow_unavailable_labels = allow_unavailable_labels
+        self.directory = Path(directory) if directory is not None else None  # --base mode
+        self._config_lock = threading.RLock()  # one config change or poll at a time
+        self._lock = threading.Lock()          # the maps below, for request threads
+        self._entries: dict[str, ModelEntry] = {}
+        self._labels: dict[str, dict[str, int]] = {}
         self._available: dict[str, dict[int, Servable]] = {}
         self._states: dict[str, dict[int, VersionState]] = {}
         self._failed: dict[tuple[str, int], tuple] = {}  # -> fingerprint of the failed files
-        self._model_names: list[str] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        if entries:
+            self.set_config(entries)
 
     # -- lookups (any thread) -------------------------------------------------------------
+
+    def model_names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._entries)
+
+    def model_directories(self) -> dict[str, Path]:
+        with self._lock:
+            return {name: entry.base_path for name, entry in self._entries.items()}
+
+    @property
+    def labels(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {name: dict(labels) for name, labels in self._labels.items()}
 
     def get(self, name: str, version: int | None = None, label: str | None = None) -> Servable:
         """The servable for a request (latest by default) or NOT_FOUND."""
@@ -205,10 +254,11 @@ class ModelRepository:
 
     def resolve_label(self, name: str, label: str) -> int:
         """The version a label points to, or INVALID_ARGUMENT as in TF Serving."""
-        try:
-            return int(self.labels[name][label])
-        except KeyError:
-            raise invalid(f"Unrecognized servable version label: {label}") from None
+        with self._lock:
+            version = self._labels.get(name, {}).get(label)
+        if version is None:
+            raise invalid(f"Unrecognized servable version label: {label}")
+        return version
 
     def version_states(self, name: str) -> dict[int, VersionState]:
         """Every version of a model seen so far and its state (newest first)."""
@@ -216,21 +266,57 @@ class ModelRepository:
             states = dict(self._states.get(name, {}))
         return dict(sorted(states.items(), reverse=True))
 
+    # -- config ---------------------------------------------------------------------------
+
+    def set_config(self, entries) -> None:
+        """Serve exactly ``entries`` (ModelEntry list), or raise ConfigError and change nothing."""
+        entries = {entry.name: entry for entry in entries}
+        with self._config_lock:
+            for entry in entries.values():
+                if not entry.base_path.is_dir():
+                    raise ConfigError(f"Could not find base path {entry.base_path} for servable "
+                                      f"{entry.name}", "NOT_FOUND")
+            labels = self._checked_labels(entries)
+            with self._lock:
+                self._entries, self._labels = entries, labels
+            self._reconcile_all()
+
+    def _checked_labels(self, entries) -> dict[str, dict[str, int]]:
+        labels: dict[str, dict[str, int]] = {}
+        for entry in entries.values():
+            for label, version in entry.labels:
+                existing = self._labels.get(entry.name, {}).get(label)
+                allowed = self.allow_unavailable_labels and existing in (None, version)
+                if not allowed and version not in self._available.get(entry.name, {}):
+                    raise ConfigError(f"Request to assign label to version {version} of model "
+                                      f"{entry.name}, which is not currently available for "
+                                      "inference", "FAILED_PRECONDITION")
+                labels.setdefault(entry.name, {})[label] = int(version)
+        return labels
+
     # -- polling --------------------------------------------------------------------------
 
     def poll(self) -> None:
-        """One pass: load new aspired versions, then unload versions no longer aspired."""
-        found = find_models(self.base)
-        for name in sorted(set(found) | set(self._available)):
-            self._reconcile(name, found.get(name, {}))
-        names = sorted(found)
-        if names != self._model_names:
-            self._model_names = names
-            if self.on_models_changed is not None:
-                self.on_models_changed(names)
+        """One pass over every base path: load newly aspired versions, unload the others."""
+        with self._config_lock:
+            if self.directory is not None:  # --base: models come and go with their folders
+                with self._lock:
+                    self._entries = {e.name: e for e in
+                                     model_entries(directory_config(self.directory))}
+            self._reconcile_all()
+
+    def _reconcile_all(self) -> None:
+        with self._lock:
+            entries = dict(self._entries)
+        for name in sorted(set(entries) | set(self._available)):
+            entry = entries.get(name)
+            on_disk = find_versions(entry.base_path) if entry else {}
+            self._reconcile(name, on_disk, entry.aspired(on_disk) if entry else set())
 
     def start_polling(self, seconds: float) -> None:
-        """Poll every ``seconds`` on a daemon thread until ``stop_polling``."""
+        """Poll every ``seconds`` on a daemon thread until ``stop_polling`` (<= 0: never)."""
+        if seconds <= 0:
+            return
         self._stop.clear()
         self._thread = threading.Thread(target=self._poll_forever, args=(seconds,),
                                         name="model-repository-poll", daemon=True)
@@ -247,15 +333,9 @@ class ModelRepository:
             try:
                 self.poll()
             except Exception:  # keep polling whatever happens on disk
-                log.exception("Polling %s failed", self.base)
+                log.exception("File system poll failed")
 
-    def _aspired(self, on_disk: dict[int, Path]) -> set[int]:
-        if not on_disk:
-            return set()
-        return set(on_disk) if self.version_policy == "all" else {max(on_disk)}
-
-    def _reconcile(self, name: str, on_disk: dict[int, Path]) -> None:
-        aspired = self._aspired(on_disk)
+    def _reconcile(self, name: str, on_disk: dict[int, Path], aspired: set[int]) -> None:
         for version in sorted(aspired - set(self._available.get(name, {})), reverse=True):
             self._load(name, version, on_disk[version])
         loaded = set(self._available.get(name, {}))

@@ -7,6 +7,7 @@ import re
 import socket
 import threading
 import time
+import zlib
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
@@ -40,8 +41,10 @@ def _model_args(match) -> tuple[str, int | None, str | None]:
 class RestApi:
     """Request (method, path, body) -> (HTTP status, JSON bytes); never raises."""
 
-    def __init__(self, repository: ModelRepository):
+    def __init__(self, repository: ModelRepository, timeout_ms: int = 30000, web=None):
         self.repository = repository
+        self.web = web  # optional: GET path -> (status, content type, body) or None
+        self.timeout_ms = timeout_ms  # --rest_api_timeout_in_ms; <= 0: no timeout
 
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
         try:
@@ -75,7 +78,9 @@ class RestApi:
         signature_name = codec.signature_name(document)
         signature = self.repository.get(name, version, label).signature(signature_name)
         arrays, request_format = codec.decode_predict_inputs(document, signature.input_dtypes)
-        return codec.encode_predict_response(signature(arrays), request_format)
+        deadline = (time.monotonic() + self.timeout_ms / 1000) if self.timeout_ms > 0 else None
+        return codec.encode_predict_response(signature(arrays, deadline=deadline),
+                                             request_format)
 
 
 class _HttpError(Exception):
@@ -102,7 +107,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(error.status, codec.dumps({"error": error.message}), close=True)
             self._discard_body()
             return
-        if not API_PREFIX.match(path):
+        page = (self.server.api.web.handle(path) if self.command in ("GET", "HEAD")
+                and self.server.api.web is not None and not API_PREFIX.match(path) else None)
+        if page is not None:
+            self._send_json(page[0], page[2], content_type=page[1])
+        elif not API_PREFIX.match(path):
             self._send_json(404, codec.dumps({"error": f"Not found: {self.command} {path}"}))
         elif self.command not in ("GET", "POST"):
             self._send_json(405, codec.dumps({"error": f"Method {self.command} not allowed "
@@ -121,11 +130,30 @@ class _Handler(BaseHTTPRequestHandler):
         limit = self.server.max_request_bytes
         if int(text) > limit:
             raise _HttpError(413, f"Request body of {int(text)} bytes exceeds the limit of "
-                                  f"{limit} bytes (--max-request-bytes)")
+                                  f"{limit} bytes (--max_request_bytes)")
         return int(text)
 
     def _read_body(self) -> bytes:
-        return self.rfile.read(self._content_length())
+        body = self.rfile.read(self._content_length())
+        encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding in ("", "identity"):
+            return body
+        if encoding not in ("gzip", "x-gzip", "deflate"):
+            raise _HttpError(415, f"Unsupported Content-Encoding: {encoding} (use gzip)")
+        return self._inflate(body, encoding)
+
+    def _inflate(self, body: bytes, encoding: str) -> bytes:
+        """A gzip (or zlib) body, decompressed up to the request size limit."""
+        limit = self.server.max_request_bytes
+        inflater = zlib.decompressobj(zlib.MAX_WBITS | (16 if "gzip" in encoding else 0))
+        try:
+            data = inflater.decompress(body, limit + 1)
+        except zlib.error as error:
+            raise _HttpError(400, f"Failed to decompress {encoding} request body: {error}") from None
+        if len(data) > limit:
+            raise _HttpError(413, f"Decompressed request body exceeds the limit of {limit} bytes "
+                                  "(--max_request_bytes)")
+        return data
 
     def _discard_body(self, seconds: float = 5.0) -> None:
         """Lingering close: drop what the client is still sending so it can read our answer."""
@@ -147,9 +175,10 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return super().handle_expect_100()
 
-    def _send_json(self, status: int, payload: bytes, close: bool = False) -> None:
+    def _send_json(self, status: int, payload: bytes, close: bool = False,
+                   content_type: str = "application/json") -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         if status == 405:
             self.send_header("Allow", "GET, POST")
