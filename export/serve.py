@@ -29,6 +29,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from export.serving import config as configs  # noqa: E402
+from export.serving.batching import (BatchingParameters, BatchScheduler,  # noqa: E402
+                                    read_batching_parameters)  # noqa: E402
 from export.serving.config import ConfigError  # noqa: E402
 from export.serving.grpc_api import make_grpc_server  # noqa: E402
 from export.serving.layout import CONFIG_NAME, find_models, write_models_config  # noqa: E402
@@ -55,7 +57,7 @@ class ModelServer:
                  model_base_path=None, config_poll_seconds=0.0, poll_seconds=1.0,
                  max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, rest_timeout_ms=30000,
                  allow_version_labels_for_unavailable_models=False, tensor_content=False,
-                 grpc_workers=8, web_page=True):
+                 grpc_workers=8, web_page=True, batching=None):
         sources = [s for s in (base, model_config_file, model_config, model_base_path)
                    if s is not None]
         if len(sources) != 1:
@@ -73,6 +75,8 @@ class ModelServer:
         self.rest_timeout_ms = rest_timeout_ms
         self.tensor_content = tensor_content
         self.web_page = web_page
+        self.batching = batching  # BatchingParameters: --enable_batching
+        self._scheduler = None
         self.repository = ModelRepository(
             allow_unavailable_labels=allow_version_labels_for_unavailable_models,
             directory=self.base)
@@ -140,7 +144,13 @@ class ModelServer:
             raise FileNotFoundError(f"model base directory not found: {self.base}")
         if self._ports["grpc"] is not None and self._ports["grpc"] == self._ports["rest"] != 0:
             raise ValueError("--rest_api_port cannot be the same as --port")
-        self.reload_config(self._read_config())
+        if self.batching is not None and self._scheduler is None:
+            self._scheduler = self.repository.scheduler = BatchScheduler(self.batching)
+        try:
+            self.reload_config(self._read_config())
+        except BaseException:
+            self.stop()
+            raise
         try:
             web = self._web() if self.web_page else None
             if self._ports["rest"] is not None:
@@ -186,6 +196,9 @@ class ModelServer:
             self._ports["rest"] = self._rest.port
             self._rest.stop()
             self._rest = None
+        if self._scheduler is not None:
+            self._scheduler.close()
+            self._scheduler = self.repository.scheduler = None
 
     def __enter__(self):
         return self.start()
@@ -210,7 +223,7 @@ UNSUPPORTED_TF_SERVING_FLAGS = (
     "enable_signature_method_name_check", "xla_cpu_compilation_enabled",
     "xla_gpu_compilation_enabled", "enable_profiler", "thread_pool_factory_config_file",
     "mixed_precision", "skip_initialize_tpu", "enable_grpc_healthcheck_service",
-    "enable_batching", "batching_parameters_file", "monitoring_config_file")
+    "monitoring_config_file")
 # The project's earlier flags that are gone, and what replaced them.
 REMOVED_FLAGS = {
     "version-policy": "put model_version_policy in the --model_config_file",
@@ -255,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=False, help="allow labels on versions not loaded yet")
     add("--enable_serialization_as_tensor_content", type=_bool, nargs="?", const=True,
         default=False, help="gRPC outputs packed in tensor_content instead of typed fields")
+    add("--enable_batching", type=_bool, nargs="?", const=True, default=False,
+        help="merge concurrent requests into one signature call (docs/serving.md)")
+    add("--batching_parameters_file", help="BatchingParameters text proto (with --enable_batching)")
     add("--base", help="project mode: serve every model folder under this directory")
     add("--host", default="127.0.0.1",
         help="address both APIs bind (default loopback; 0.0.0.0 opens them, as TF Serving)")
@@ -282,6 +298,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     if not any(s is not None for s in sources):
         parser.error("Both --model_base_path and --model_config_file are empty! (or use --base "
                      "DIR for every model folder under DIR)")
+    if args.batching_parameters_file and not args.enable_batching:
+        parser.error("--batching_parameters_file is set without setting --enable_batching to "
+                     "true")
     if args.port == 0 and args.rest_api_port == 0:
         parser.error("--port and --rest_api_port are both 0: nothing to serve")
     return args
@@ -336,6 +355,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
+        batching = None
+        if args.enable_batching:
+            batching = (read_batching_parameters(args.batching_parameters_file)
+                        if args.batching_parameters_file else BatchingParameters())
         server = ModelServer(
             args.base, args.host, args.rest_api_port or None, args.port or None,
             model_config_file=args.model_config_file, model_name=args.model_name,
@@ -346,7 +369,7 @@ def main(argv=None) -> int:
             rest_timeout_ms=args.rest_api_timeout_in_ms,
             allow_version_labels_for_unavailable_models=(
                 args.allow_version_labels_for_unavailable_models),
-            tensor_content=args.enable_serialization_as_tensor_content)
+            tensor_content=args.enable_serialization_as_tensor_content, batching=batching)
         server.start()
     except ConfigError as error:
         print(f"error: {error.message}", file=sys.stderr)

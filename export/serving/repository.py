@@ -62,9 +62,10 @@ def _error_from_tf(error: tf.errors.OpError) -> ServingError:
 class Signature:
     """One signature of a loaded SavedModel: input validation and the call itself."""
 
-    def __init__(self, name: str, function):
+    def __init__(self, name: str, function, scheduler=None):
         self.name = name
         self.function = function
+        self.scheduler = scheduler  # a batching.BatchScheduler with --enable_batching
         self.inputs: dict[str, tf.TensorSpec] = dict(function.structured_input_signature[1])
         self.outputs: dict[str, tf.TensorSpec] = dict(function.structured_outputs)
         self.input_dtypes = {k: np.dtype(s.dtype.as_numpy_dtype) for k, s in self.inputs.items()}
@@ -110,6 +111,8 @@ class Signature:
         """
         self.check_inputs(arrays)
         wanted = self.output_names(output_filter)
+        if self.scheduler is not None:
+            return self.scheduler.run(self, arrays, wanted, deadline)
         if deadline is None:
             return self._run(arrays, wanted)
         remaining = deadline - time.monotonic()
@@ -152,11 +155,12 @@ def read_signature_defs(path: Path) -> get_model_metadata_pb2.SignatureDefMap:
 class Servable:
     """One loaded model version: its SignatureDefs and callable signatures."""
 
-    def __init__(self, name: str, version: int, path: Path):
+    def __init__(self, name: str, version: int, path: Path, scheduler=None):
         self.name, self.version, self.path = name, version, Path(path)
         self.signature_def_map = read_signature_defs(self.path)
         self._loaded = tf.saved_model.load(str(self.path), tags=[SERVE_TAG])
-        self.signatures = {key: Signature(key, fn) for key, fn in self._loaded.signatures.items()}
+        self.signatures = {key: Signature(key, fn, scheduler)
+                           for key, fn in self._loaded.signatures.items()}
 
     def signature(self, name: str = "") -> Signature:
         """The named signature (default ``serving_default``) or FAILED_PRECONDITION."""
@@ -204,8 +208,10 @@ class ModelRepository:
     old one is unloaded; a version that fails to load is retried once its files change.
     """
 
-    def __init__(self, entries=(), allow_unavailable_labels=False, directory=None):
+    def __init__(self, entries=(), allow_unavailable_labels=False, directory=None,
+                 scheduler=None):
         self.allow_unavailable_labels = allow_unavailable_labels
+        self.scheduler = scheduler
         self.directory = Path(directory) if directory is not None else None  # --base mode
         self._config_lock = threading.RLock()  # one config change or poll at a time
         self._lock = threading.Lock()          # the maps below, for request threads
@@ -354,7 +360,7 @@ class ModelRepository:
             return  # failed before and unchanged since
         self._set_state(name, version, VersionState("LOADING"))
         try:
-            servable = Servable(name, version, path)
+            servable = Servable(name, version, path, self.scheduler)
         except Exception as error:
             self._failed[(name, version)] = fingerprint
             message = f"{type(error).__name__}: {error}".strip().split("\n\n")[0]
