@@ -2,6 +2,7 @@
 
     python bench/serving_latency.py [--base saved_models --model NAME] [--signature serving_default]
                                     [--requests 300] [--clients 8] [--json-out F]
+    python bench/serving_latency.py --batching [--rounds 3] [--batching-parameters-file F] ...
 
 Without ``--model`` a toy generator (tests/serving_fixtures.py) is exported to a temp dir. The
 server runs as a separate process (``python -m export.serve`` on free ports) so clients and
@@ -212,6 +213,87 @@ def run(base: Path, model: str, signature: str, requests: int, clients: int) -> 
     return results
 
 
+BATCHING_PARAMETERS = ("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 0 }\n"
+                       "num_batch_threads { value: 2 }\n")
+
+
+def timed_clients(make_client, payload_for, clients: int, requests: int) -> dict:
+    """Requests/s and per-request p50/p99 with ``clients`` concurrent threads."""
+    per_client = max(1, requests // clients)
+    workers = [make_client() for _ in range(clients)]
+    payloads = [payload_for(w) for w in workers]
+    for worker, payload in zip(workers, payloads):
+        for _ in range(5):
+            worker(payload)  # connect + warm up
+    samples: list[float] = []
+
+    def run_one(index):
+        own = []
+        for _ in range(per_client):
+            start = time.perf_counter()
+            workers[index](payloads[index])
+            own.append((time.perf_counter() - start) * 1000)
+        samples.extend(own)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(run_one, range(clients)))
+    seconds = time.perf_counter() - start
+    return {"requests_per_s": len(samples) / seconds,
+            "p50_ms": float(np.percentile(samples, 50)),
+            "p99_ms": float(np.percentile(samples, 99))}
+
+
+def batching_table(base: Path, model: str, signature: str, requests: int, clients: int,
+                   rounds: int, batching_file: Path) -> dict:
+    """``clients`` clients at batch 1 against a server without and with --enable_batching,
+    alternating server kinds round by round (the machine is shared): medians over rounds."""
+    versions = find_models(base)[model]
+    function = tf.saved_model.load(str(versions[max(versions)])).signatures[signature]
+    inputs = make_inputs(function, 1, np.random.default_rng(0))
+    flags = {"off": (), "on": ("--enable_batching", f"--batching_parameters_file={batching_file}")}
+    rows = {(kind, path): [] for kind in flags for path in ("gRPC Predict", "REST predict")}
+    for _ in range(rounds):
+        for kind, extra in flags.items():
+            process, rest_address, grpc_target = start_server(base, *extra)
+            channel = grpc.insecure_channel(grpc_target)
+            try:
+                for path, make_client in (
+                        ("gRPC Predict", lambda: GrpcClient(channel, model, signature)),
+                        ("REST predict", lambda: RestClient(rest_address, model, signature))):
+                    rows[(kind, path)].append(timed_clients(
+                        make_client, lambda c: c.body(inputs), clients, requests))
+            finally:
+                channel.close()
+                process.terminate()
+                process.wait(timeout=30)
+    table = []
+    for (kind, path), samples in rows.items():
+        table.append({"batching": kind, "path": path, **{
+            key: round(float(np.median([s[key] for s in samples])), 2)
+            for key in ("requests_per_s", "p50_ms", "p99_ms")}})
+    return {"model": model, "signature": signature, "clients": clients, "requests": requests,
+            "rounds": rounds, "batching_parameters": batching_file.read_text(), "rows": table}
+
+
+def batching_markdown(results: dict) -> str:
+    lines = [f"Model `{results['model']}`, `{results['signature']}`, {results['clients']} "
+             f"clients at batch 1, {results['requests']} requests per round, median of "
+             f"{results['rounds']} alternating rounds (shared machine).", "",
+             "| path | batching | requests/s | p50 ms | p99 ms |",
+             "| --- | --- | ---: | ---: | ---: |"]
+    by = {(r["path"], r["batching"]): r for r in results["rows"]}
+    for path in ("gRPC Predict", "REST predict"):
+        for kind in ("off", "on"):
+            r = by[(path, kind)]
+            lines.append(f"| {path} | {kind} | {r['requests_per_s']} | {r['p50_ms']} | "
+                         f"{r['p99_ms']} |")
+        off, on = by[(path, "off")], by[(path, "on")]
+        lines.append(f"| {path} | on/off | {on['requests_per_s'] / off['requests_per_s']:.2f}x | "
+                     f"{on['p50_ms'] / off['p50_ms']:.2f}x | {on['p99_ms'] / off['p99_ms']:.2f}x |")
+    return "\n".join(lines)
+
+
 def markdown(results: dict) -> str:
     lines = [f"Model `{results['model']}` v{results['version']}, signature "
              f"`{results['signature']}`, {results['requests']} requests per row.", "",
@@ -233,6 +315,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="timed requests per row")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
     parser.add_argument("--json-out", default=None)
+    parser.add_argument("--batching", action="store_true",
+                        help="the batching table: batch-1 clients, --enable_batching off vs on")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (--batching)")
+    parser.add_argument("--batching-parameters-file", default=None,
+                        help="BatchingParameters text proto (default: max 8, timeout 0, 2 threads)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.model is None:
@@ -242,9 +329,18 @@ def main() -> None:
             make_toy_saved_model(base / model, 1)
         else:
             base, model = Path(args.base or "saved_models"), args.model
-        results = run(base, model, args.signature, args.requests, args.clients)
-    results["cpus"] = os.cpu_count()
-    print(markdown(results))
+        if args.batching:
+            params = Path(args.batching_parameters_file or Path(tmp) / "batching.txt")
+            if args.batching_parameters_file is None:
+                params.write_text(BATCHING_PARAMETERS)
+            results = batching_table(base, model, args.signature, args.requests, args.clients,
+                                     args.rounds, params)
+            results["cpus"] = os.cpu_count()
+            print(batching_markdown(results))
+        else:
+            results = run(base, model, args.signature, args.requests, args.clients)
+            results["cpus"] = os.cpu_count()
+            print(markdown(results))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2) + "\n")
 
