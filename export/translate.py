@@ -1,12 +1,15 @@
-"""Translate image files with an exported pix2pix or CycleGAN: the released models, without Keras.
+"""Translate or upscale image files with an exported pix2pix, CycleGAN, SRResNet or SRGAN: the
+released models, without Keras.
 
     python -m export.translate saved_models/pix2pix_grey_to_colour photo.jpg --out translated/
     python -m export.translate saved_models/cyclegan_sneakers_and_boots/1 boot.png --direction b_to_a
+    python -m export.translate saved_models/srgan_photos photo.jpg --out upscaled/    # 4x
 
 MODEL is a SavedModel version directory or a model directory (its newest version). Each input
 PNG or JPEG goes through the model's ``*_bytes`` signature (``export/translation.py``), exactly
-what TF Serving would run, and is written as ``OUT/<name>.png``. Height and width must be
-multiples of the generator's total stride; the model says which when they are not.
+what TF Serving would run (``translate_bytes``, ``a_to_b_bytes``/``b_to_a_bytes`` or
+``upscale_bytes``), and is written as ``OUT/<name>.png``: any height and width (padded for the
+generator and cropped back inside the model), at the input's size or 4x for super-resolution.
 """
 
 from __future__ import annotations
@@ -35,10 +38,11 @@ def version_directory(path):
 
 
 def bytes_signature(loaded, direction=None):
-    """The encoded-image signature of a translation SavedModel (``direction`` for CycleGAN)."""
-    names = sorted(name for name in loaded.signatures if name.endswith("_bytes"))
+    """The encoded-image signature of a translation or super-resolution SavedModel (``direction`` for CycleGAN)."""
+    names = sorted(name for name, function in loaded.signatures.items()  # one image in, one out
+                   if name.endswith("_bytes") and set(function.structured_input_signature[1]) == {"image_bytes"})
     if not names:
-        raise ValueError(f"not an image-to-image export: its signatures are {sorted(loaded.signatures)}.")
+        raise ValueError(f"not an image-to-image or super-resolution export: its signatures are {sorted(loaded.signatures)}.")
     if direction is None:
         if len(names) > 1:
             choices = ", ".join(n.removesuffix("_bytes") for n in names)
@@ -71,7 +75,7 @@ def translate_files(model, paths, out_dir, direction=None):
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m export.translate",
-        description="Translate PNG/JPEG files with an exported pix2pix or CycleGAN SavedModel.",
+        description="Translate (pix2pix, CycleGAN) or 4x upscale (SRResNet, SRGAN) PNG/JPEG files with an exported SavedModel.",
     )
     parser.add_argument("model", help="SavedModel version directory, or a model directory (newest version)")
     parser.add_argument("images", nargs="+", help="PNG or JPEG files")

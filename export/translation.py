@@ -14,11 +14,14 @@ CycleGAN exports both directions in one SavedModel: ``a_to_b`` and ``b_to_a`` (f
 as ``serving_default``), ``a_to_b_bytes`` and ``b_to_a_bytes`` (encoded images), and
 ``serving_default`` = ``a_to_b``.
 
-H and W are dynamic: the generators are fully convolutional and take any size that is a
-multiple of their total stride (2^depth for pix2pix's U-Net, 4 for CycleGAN's ResNet). Any other
-size is refused inside the graph (``tf.debugging.Assert``) before the generator runs, so
-TF Serving answers INVALID_ARGUMENT with a message naming the stride, instead of failing deep
-in a convolution. The bytes signatures likewise refuse, with INVALID_ARGUMENT, strings that are
+H and W are dynamic. The float signatures take any size that is a multiple of the generator's
+total stride (2^depth for pix2pix's U-Net, 4 for CycleGAN's ResNet); any other size is refused
+inside the graph (``tf.debugging.Assert``) before the generator runs, so TF Serving answers
+INVALID_ARGUMENT with a message naming the stride. The bytes signatures take a photo of any
+size: ``pad_to_multiple`` extends it (bottom and right, by mirror reflection, so the network
+sees image-like content rather than a black band) to the next multiple of the stride, and the
+output is cropped back to the input's size (``run_padded``; ``export.super_resolution`` uses the
+same for its 4x output). They refuse, with INVALID_ARGUMENT, strings that are
 not PNG or JPEG ("image_bytes must be PNG or JPEG", by their magic bytes) and batches of mixed
 sizes, all in plain TF ops (no PyFunc: real TF Serving loads the SavedModel as is).
 pix2pix's generator keeps its dropout at inference (the paper's noise), so its outputs vary
@@ -51,6 +54,42 @@ def check_size(images, stride, signature):
     ])
     with tf.control_dependencies([check]):
         return tf.identity(images)
+
+
+def check_positive(images, signature):
+    """``images`` once H and W are positive (else INVALID_ARGUMENT); an empty batch passes."""
+    shape = tf.shape(images)
+    fits = tf.logical_or(tf.reduce_all(shape[1:3] > 0), tf.equal(shape[0], 0))
+    check = tf.debugging.Assert(fits, [
+        f"{signature}: image height and width must be positive; got [height, width] =", shape[1:3]])
+    with tf.control_dependencies([check]):
+        return tf.identity(images)
+
+
+def _mirror_indices(size, padded_size):
+    """Indices ``0..padded_size-1`` into an axis of ``size``, continued by mirror reflection
+    (edge pixel repeated: ``... 2 1 0 | 0 1 2 ... n-1 | n-1 n-2 ...``), for pads of any length."""
+    period = 2 * tf.maximum(size, 1)
+    index = tf.math.floormod(tf.range(padded_size), period)
+    return tf.where(index < size, index, period - 1 - index)
+
+
+def pad_to_multiple(images, stride):
+    """``images`` [B, H, W, C] extended at the bottom and right to the next multiples of ``stride``."""
+    if stride == 1:
+        return images
+    size = tf.shape(images)[1:3]
+    padded = size + tf.math.floormod(-size, stride)
+    images = tf.gather(images, _mirror_indices(size[0], padded[0]), axis=1)
+    return tf.gather(images, _mirror_indices(size[1], padded[1]), axis=2)
+
+
+def run_padded(generator, images, stride, scale=1):
+    """``generator`` on ``images`` padded to multiples of ``stride``, its output cropped back to
+    ``scale`` times the input's height and width."""
+    size = tf.shape(images)[1:3] * scale
+    outputs = generator(pad_to_multiple(images, stride), training=False)
+    return outputs[:, :size[0], :size[1]]
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -110,9 +149,9 @@ def _endpoints(generator, stride, name, bytes_name):
     def translate(images):
         return {"images": generator(check_size(images, stride, name), training=False)}
 
-    def translate_bytes(image_bytes):
-        images = check_size(decode_batch(image_bytes, channels, bytes_name), stride, bytes_name)
-        return {"image_png_bytes": encode_png_batch(generator(images, training=False))}
+    def translate_bytes(image_bytes):  # any photo size: padded to the stride, cropped back
+        images = check_positive(decode_batch(image_bytes, channels, bytes_name), bytes_name)
+        return {"image_png_bytes": encode_png_batch(run_padded(generator, images, stride))}
 
     images_spec = tf.TensorSpec([None, None, None, channels], tf.float32, name="images")
     bytes_spec = tf.TensorSpec([None], tf.string, name="image_bytes")

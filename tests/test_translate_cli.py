@@ -46,17 +46,21 @@ def test_cyclegan_needs_a_direction_and_takes_either(exports, tmp_path, capsys):
     assert tf.io.decode_png((tmp_path / "boot.png").read_bytes()).shape == (32, 32, 1)
 
 
+def test_a_file_of_any_size_comes_back_at_its_size(exports, tmp_path):
+    base = exports[0]
+    write_png(tmp_path / "odd.png", 49, 37, 1)  # not multiples of the U-Net's stride 32
+    assert translate.main([str(base / "p2p"), str(tmp_path / "odd.png"), "--out", str(tmp_path)]) == 0
+    assert tf.io.decode_png((tmp_path / "odd.png").read_bytes()).shape == (49, 37, 3)
+
+
 @pytest.mark.parametrize("content,message", [
-    ("size", "multiples of 32"),
     ("text", "must be PNG or JPEG"),
+    ("empty", "must be PNG or JPEG"),
 ])
 def test_bad_files_are_one_clear_line(exports, tmp_path, capsys, content, message):
     base = exports[0]
     path = tmp_path / "bad.png"
-    if content == "size":
-        write_png(path, 48, 32, 1)
-    else:
-        path.write_bytes(b"not an image")
+    path.write_bytes(b"not an image" if content == "text" else b"")
     assert translate.main([str(base / "p2p"), str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and str(path) in err and len(err.splitlines()) == 1
@@ -66,4 +70,4 @@ def test_a_model_that_does_not_translate_is_refused(tmp_path, capsys):
     export_model(zoo.build_model("dcgan", latent_dim=8), str(tmp_path), "gan", 1)
     write_png(tmp_path / "x.png", 32, 32, 1)
     assert translate.main([str(tmp_path / "gan"), str(tmp_path / "x.png")]) == 2
-    assert "not an image-to-image export" in capsys.readouterr().err
+    assert "not an image-to-image or super-resolution export" in capsys.readouterr().err

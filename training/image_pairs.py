@@ -64,6 +64,15 @@ def photo_names(split="train"):
     return [name for name in names if name not in HELD_OUT]
 
 
+@functools.lru_cache(maxsize=None)
+def read_photo(name):
+    """The RGB photo ``name`` (``opencv/<file>`` or ``skimage/<name>``) as uint8 ``(H, W, 3)`` at its
+    native size (read-only; the super-resolution data uses it whole)."""
+    photo = _read_photo(name)
+    photo.setflags(write=False)
+    return photo
+
+
 def _read_photo(name):
     source, _, item = name.partition("/")
     if source == "opencv":
@@ -94,7 +103,7 @@ def load_photo(name, short_side=256):
     """The RGB photo ``name`` as uint8 ``(H, W, 3)``, resized (Lanczos) to a shorter side of ``short_side``."""
     from PIL import Image
 
-    photo = _read_photo(name)
+    photo = read_photo(name)
     height, width = photo.shape[:2]
     scale = short_side / min(height, width)
     size = (max(short_side, round(width * scale)), max(short_side, round(height * scale)))
@@ -140,7 +149,7 @@ def _split_pair(stacked, input_channels):
     return _to_unit_range(stacked[..., :input_channels]), _to_unit_range(stacked[..., input_channels:])
 
 
-def _tiles(stacked, crop_size):
+def tiles(stacked, crop_size):
     """Non-overlapping ``crop_size`` tiles of an ``(H, W, C)`` array, row by row."""
     height, width = stacked.shape[:2]
     return [
@@ -169,23 +178,25 @@ def photo_pairs(
         raise ValueError(f"crop_size {crop_size} exceeds short_side {short_side}.")
     stacked = [np.concatenate(photo_pair(task, name, short_side), axis=-1) for name in photo_names(split)]
     input_channels = stacked[0].shape[-1] - 3
-    tiles = [tile for image in stacked for tile in _tiles(image, crop_size)]
+    every_tile = [tile for image in stacked for tile in tiles(image, crop_size)]
     if crops == "tiles":
-        dataset = tf.data.Dataset.from_tensor_slices(np.stack(tiles))
+        dataset = tf.data.Dataset.from_tensor_slices(np.stack(every_tile))
         if shuffle:
-            dataset = dataset.shuffle(len(tiles), seed=seed, reshuffle_each_iteration=True)
+            dataset = dataset.shuffle(len(every_tile), seed=seed, reshuffle_each_iteration=True)
         if repeat:
             dataset = dataset.repeat()
     else:
-        dataset = _random_crops(stacked, crop_size, seed)
+        dataset = random_crops(stacked, crop_size, seed)
         if not repeat:
-            dataset = dataset.take(len(tiles))
+            dataset = dataset.take(len(every_tile))
     dataset = dataset.map(lambda pair: _split_pair(pair, input_channels), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
-def _random_crops(stacked, crop_size, seed):
-    """An endless stream of random flipped crops of the stacked ``(input, photo)`` arrays."""
+def random_crops(stacked, crop_size, seed):
+    """An endless stream of random left-right flipped ``crop_size`` crops of the ``(H, W, C)``
+    arrays ``stacked`` (e.g. input and photo stacked along channels), each drawn in proportion
+    to its area."""
     areas = np.array([image.shape[0] * image.shape[1] for image in stacked], dtype=np.float64)
     photos = [tf.data.Dataset.from_tensors(image).repeat() for image in stacked]
     chosen = tf.data.Dataset.sample_from_datasets(photos, weights=list(areas / areas.sum()), seed=seed)
@@ -330,7 +341,7 @@ class TranslationDataset:
 
 def tile_count(split, crop_size, short_side=256):
     """Non-overlapping ``crop_size`` tiles in the photos of ``split`` (one epoch of pairs)."""
-    return sum(len(_tiles(load_photo(name, short_side), crop_size)) for name in photo_names(split))
+    return sum(len(tiles(load_photo(name, short_side), crop_size)) for name in photo_names(split))
 
 
 def _paired(task):
