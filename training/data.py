@@ -202,6 +202,10 @@ register_dataset(
 )
 
 
+# Captioned data sets (text-to-image) register themselves here (``training.captions``).
+from training import captions as _captions  # noqa: E402,F401
+
+
 # --- Loading ------------------------------------------------------------------------------------
 
 
@@ -303,4 +307,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main: data sets defined elsewhere (training.captions) register
+    # into ``training.data``, not into this ``__main__`` copy.
+    from training import data as _data
+
+    sys.exit(_data.main())

@@ -25,6 +25,7 @@ import zoo.registry
 KIND_MODULES = {
     "unconditional": "zoo.kinds.unconditional",
     "image_to_image": "zoo.kinds.image_to_image",
+    "text_to_image": "zoo.kinds.text_to_image",
     "super_resolution": "zoo.kinds.super_resolution",
 }
 
