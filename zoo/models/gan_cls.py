@@ -171,6 +171,17 @@ class TextToImageGAN(TwoPlayerMixin, keras.Model):
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker, self.real_wrong_tracker]
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Skip Keras's build from a first batch when every network is built (always, here).
+
+        Under a ``tf.distribute`` strategy Keras 3 builds by reducing the first batch with MEAN
+        across replicas (``keras/src/backend/tensorflow/trainer.py``), which TF cannot do for the
+        string captions; the networks here are built when constructed, so nothing is lost.
+        """
+        if not all(network.built for network in (self.generator, self.discriminator,
+                                                  self.text_encoder)):
+            super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     @staticmethod
     def unpack(data):
         batch = data[0] if isinstance(data, (tuple, list)) else data
