@@ -33,6 +33,7 @@ from export.serving.batching import (BatchingParameters, BatchScheduler,  # noqa
                                     read_batching_parameters)  # noqa: E402
 from export.serving.config import ConfigError  # noqa: E402
 from export.serving.grpc_api import make_grpc_server  # noqa: E402
+from export.serving.metrics import Metrics, read_monitoring_config  # noqa: E402
 from export.serving.layout import CONFIG_NAME, find_models, write_models_config  # noqa: E402
 from export.serving.repository import ModelRepository  # noqa: E402
 from export.serving.rest import RestApi, RestServer  # noqa: E402
@@ -57,7 +58,7 @@ class ModelServer:
                  model_base_path=None, config_poll_seconds=0.0, poll_seconds=1.0,
                  max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, rest_timeout_ms=30000,
                  allow_version_labels_for_unavailable_models=False, tensor_content=False,
-                 grpc_workers=8, web_page=True, batching=None):
+                 grpc_workers=8, web_page=True, batching=None, metrics_path=None):
         sources = [s for s in (base, model_config_file, model_config, model_base_path)
                    if s is not None]
         if len(sources) != 1:
@@ -76,6 +77,8 @@ class ModelServer:
         self.tensor_content = tensor_content
         self.web_page = web_page
         self.batching = batching  # BatchingParameters: --enable_batching
+        self.metrics_path = metrics_path  # --monitoring_config_file's Prometheus path
+        self.metrics = Metrics() if metrics_path else None
         self._scheduler = None
         self.repository = ModelRepository(
             allow_unavailable_labels=allow_version_labels_for_unavailable_models,
@@ -154,12 +157,13 @@ class ModelServer:
         try:
             web = self._web() if self.web_page else None
             if self._ports["rest"] is not None:
-                self._rest = RestServer(RestApi(self.repository, self.rest_timeout_ms, web),
+                self._rest = RestServer(RestApi(self.repository, self.rest_timeout_ms, web,
+                                                self.metrics, self.metrics_path),
                                         self.host, self._ports["rest"], self.max_request_bytes)
             if self._ports["grpc"] is not None:
                 self._grpc, self._ports["grpc"] = make_grpc_server(
                     self.repository, self.host, self._ports["grpc"], self.max_request_bytes,
-                    self._grpc_workers, self.tensor_content, self.reload_config)
+                    self._grpc_workers, self.tensor_content, self.reload_config, self.metrics)
         except BaseException:
             self.stop()
             raise
@@ -222,8 +226,7 @@ UNSUPPORTED_TF_SERVING_FLAGS = (
     "prefer_tflite_model", "num_tflite_pools", "num_tflite_interpreters_per_pool",
     "enable_signature_method_name_check", "xla_cpu_compilation_enabled",
     "xla_gpu_compilation_enabled", "enable_profiler", "thread_pool_factory_config_file",
-    "mixed_precision", "skip_initialize_tpu", "enable_grpc_healthcheck_service",
-    "monitoring_config_file")
+    "mixed_precision", "skip_initialize_tpu", "enable_grpc_healthcheck_service")
 # The project's earlier flags that are gone, and what replaced them.
 REMOVED_FLAGS = {
     "version-policy": "put model_version_policy in the --model_config_file",
@@ -271,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--enable_batching", type=_bool, nargs="?", const=True, default=False,
         help="merge concurrent requests into one signature call (docs/serving.md)")
     add("--batching_parameters_file", help="BatchingParameters text proto (with --enable_batching)")
+    add("--monitoring_config_file", help="MonitoringConfig text proto (Prometheus metrics)")
     add("--base", help="project mode: serve every model folder under this directory")
     add("--host", default="127.0.0.1",
         help="address both APIs bind (default loopback; 0.0.0.0 opens them, as TF Serving)")
@@ -369,7 +373,9 @@ def main(argv=None) -> int:
             rest_timeout_ms=args.rest_api_timeout_in_ms,
             allow_version_labels_for_unavailable_models=(
                 args.allow_version_labels_for_unavailable_models),
-            tensor_content=args.enable_serialization_as_tensor_content, batching=batching)
+            tensor_content=args.enable_serialization_as_tensor_content, batching=batching,
+            metrics_path=(read_monitoring_config(args.monitoring_config_file)
+                          if args.monitoring_config_file else None))
         server.start()
     except ConfigError as error:
         print(f"error: {error.message}", file=sys.stderr)

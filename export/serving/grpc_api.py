@@ -16,6 +16,7 @@ from tensorflow_serving.apis import (model_management_pb2, model_service_pb2_grp
 
 from export.serving import apis
 from export.serving.errors import ServingError, invalid
+from export.serving.metrics import track
 from export.serving.repository import ModelRepository, Servable
 
 log = logging.getLogger("export.serve")
@@ -95,13 +96,20 @@ def _to_array(name: str, proto):
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """Predict and GetModelMetadata (Classify/Regress/MultiInference stay UNIMPLEMENTED)."""
 
-    def __init__(self, repository: ModelRepository, tensor_content: bool = False):
+    def __init__(self, repository: ModelRepository, tensor_content: bool = False, metrics=None):
         self.repository = repository
         self.tensor_content = tensor_content
+        self.metrics = metrics
 
     @_aborts_on_error
     def Predict(self, request, context):
-        servable = _servable(self.repository, request)
+        with track(self.metrics, request.model_spec.name, "Predict", "GRPC") as tracked:
+            tracked.signature = request.model_spec.signature_name or "serving_default"
+            servable = _servable(self.repository, request)
+            tracked.version = servable.version
+            return self._predict(servable, request, context)
+
+    def _predict(self, servable, request, context):
         signature = servable.signature(request.model_spec.signature_name)
         signature.check_input_names(request.inputs)
         arrays = {name: _to_array(name, proto) for name, proto in request.inputs.items()}
@@ -146,7 +154,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
 def make_grpc_server(repository: ModelRepository, host: str, port: int, max_message_bytes: int,
                      workers: int = 8, tensor_content: bool = False,
-                     reload_config=None) -> tuple[grpc.Server, int]:
+                     reload_config=None, metrics=None) -> tuple[grpc.Server, int]:
     """A started-ready (not started) gRPC server and the port it bound (port 0 -> free port)."""
     options = [("grpc.max_receive_message_length", max_message_bytes),
                ("grpc.max_send_message_length", -1),
@@ -155,7 +163,7 @@ def make_grpc_server(repository: ModelRepository, host: str, port: int, max_mess
                                                     thread_name_prefix="grpc-server"),
                          options=options)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(repository, tensor_content), server)
+        PredictionServicer(repository, tensor_content, metrics), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         ModelServicer(repository, reload_config), server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 from export.serving import apis, codec
 from export.serving.errors import ServingError, invalid
+from export.serving.metrics import track
 from export.serving.repository import ModelRepository
 
 log = logging.getLogger("export.serve")
@@ -41,8 +42,11 @@ def _model_args(match) -> tuple[str, int | None, str | None]:
 class RestApi:
     """Request (method, path, body) -> (HTTP status, JSON bytes); never raises."""
 
-    def __init__(self, repository: ModelRepository, timeout_ms: int = 30000, web=None):
+    def __init__(self, repository: ModelRepository, timeout_ms: int = 30000, web=None,
+                 metrics=None, metrics_path=None):
         self.repository = repository
+        self.metrics = metrics            # export.serving.metrics.Metrics or None
+        self.metrics_path = metrics_path  # where Prometheus scrapes them
         self.web = web  # optional: GET path -> (status, content type, body) or None
         self.timeout_ms = timeout_ms  # --rest_api_timeout_in_ms; <= 0: no timeout
 
@@ -74,13 +78,17 @@ class RestApi:
 
     def predict(self, name: str, version: int | None, label: str | None, body: bytes) -> bytes:
         """A predict request in row or columnar format -> predictions / outputs."""
-        document = codec.parse_json_object(body)
-        signature_name = codec.signature_name(document)
-        signature = self.repository.get(name, version, label).signature(signature_name)
-        arrays, request_format = codec.decode_predict_inputs(document, signature.input_dtypes)
-        deadline = (time.monotonic() + self.timeout_ms / 1000) if self.timeout_ms > 0 else None
-        return codec.encode_predict_response(signature(arrays, deadline=deadline),
-                                             request_format)
+        with track(self.metrics, name, "predict", "REST") as request:
+            document = codec.parse_json_object(body)
+            signature_name = codec.signature_name(document)
+            request.signature = signature_name or "serving_default"
+            servable = self.repository.get(name, version, label)
+            request.version = servable.version
+            signature = servable.signature(signature_name)
+            arrays, request_format = codec.decode_predict_inputs(document, signature.input_dtypes)
+            deadline = (time.monotonic() + self.timeout_ms / 1000) if self.timeout_ms > 0 else None
+            return codec.encode_predict_response(signature(arrays, deadline=deadline),
+                                                 request_format)
 
 
 class _HttpError(Exception):
@@ -109,7 +117,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         page = (self.server.api.web.handle(path) if self.command in ("GET", "HEAD")
                 and self.server.api.web is not None and not API_PREFIX.match(path) else None)
-        if page is not None:
+        api = self.server.api
+        if api.metrics is not None and self.command == "GET" and path == api.metrics_path:
+            self._send_json(200, api.metrics.render().encode(),
+                            content_type="text/plain; version=0.0.4")
+        elif page is not None:
             self._send_json(page[0], page[2], content_type=page[1])
         elif not API_PREFIX.match(path):
             self._send_json(404, codec.dumps({"error": f"Not found: {self.command} {path}"}))
