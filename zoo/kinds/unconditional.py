@@ -7,7 +7,11 @@
 - **Signatures**: ``serving_default`` (``z`` float32 [batch, latent_dim] -> ``images`` in
   [-1, 1]) and ``generate_from_seed`` (``seed`` int64 [batch] -> ``images`` and
   ``images_png_bytes``; the noise of a seed comes from TensorFlow's stateless RNG, so a seed
-  gives the same image in every process and server).
+  gives the same image in every process and server); and, for using a trained generator,
+  ``inpaint`` (images + masks -> completed images, Yeh et al. 2016's latent search with Poisson
+  blending, ``zoo.inpainting``), ``inpaint_bytes`` (PNG/JPEG image and mask strings -> PNG) and
+  ``interpolate`` (two seeds and a step count -> images and PNG bytes, ``zoo.interpolation``),
+  defined in ``export/inpainting.py``.
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ import os
 import keras
 import tensorflow as tf
 
+from export import inpainting as latent_signatures
 from export.saved_model import encode_png_batch, latent_from_seeds
 from training import data, evaluate
 from training.callbacks import SampleGrid
 from training.feature_networks import load_feature_network
 from zoo.kinds import Kind
 
-SIGNATURES = {"serving_default", "generate_from_seed"}
+SIGNATURES = {"serving_default", "generate_from_seed", *latent_signatures.SIGNATURES}
 
 
 class Unconditional(Kind):
@@ -85,11 +90,12 @@ class Unconditional(Kind):
             "generate_from_seed", generate_from_seed,
             input_signature=[tf.TensorSpec([None], tf.int64, name="seed")],
         )
-        return archive
+        return latent_signatures.add_latent_endpoints(archive, model)
 
     def signature_lines(self, spec):
         return ["`serving_default`: `z` float32 [batch, latent_dim] -> `images` in [-1, 1]",
-                "`generate_from_seed`: `seed` int64 [batch] -> `images` and `images_png_bytes`"]
+                "`generate_from_seed`: `seed` int64 [batch] -> `images` and `images_png_bytes`",
+                *latent_signatures.signature_lines()]
 
     def recognises(self, signature_names):
         return "generate_from_seed" in signature_names
