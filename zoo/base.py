@@ -55,6 +55,21 @@ def replica_share(draw, batch_size):
     return draw(batch_size * replicas)[start : start + batch_size]
 
 
+def roll_global_batch(x, shift=1):
+    """``ops.roll(x, shift, axis=0)`` over the global batch: this replica's rows of the rolled
+    concatenation of every replica's ``x``, so pairings across the batch (GAN-CLS's wrong
+    captions) are the single-replica run's on any number of replicas. No gradient flows back
+    across replicas (use it on inputs, not on what is trained)."""
+    context = tf.distribute.get_replica_context()
+    replicas = 1 if context is None else context.num_replicas_in_sync
+    if replicas == 1:
+        return ops.roll(x, shift, axis=0)
+    batch_size = ops.shape(x)[0]
+    start = context.replica_id_in_sync_group * batch_size
+    everything = context.all_gather(ops.stop_gradient(x), axis=0)
+    return ops.roll(everything, shift, axis=0)[start : start + batch_size]
+
+
 def reducible_logs(logs):
     """Logs ``fit`` can reduce: rank-1 under a multi-worker strategy, whose reduction is along
     axis 0 and rejects scalars (Keras issue 20585), scalars otherwise."""

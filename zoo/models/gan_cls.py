@@ -32,7 +32,7 @@ import tensorflow as tf
 from keras import ops
 
 from zoo import losses as zoo_losses
-from zoo.base import TwoPlayerMixin
+from zoo.base import TwoPlayerMixin, replica_share, roll_global_batch
 from zoo.layers import kernel_init
 from zoo.models.dcgan import num_resolution_steps
 from zoo.registry import adam, register_model
@@ -152,8 +152,10 @@ class TextToImageGAN(TwoPlayerMixin, keras.Model):
         return self.text_encoder(text, training=False)
 
     def sample_latent(self, batch_size, seed=None):
-        return keras.random.normal((batch_size, self.latent_dim),
-                                   seed=self.seed_generator if seed is None else seed)
+        """N(0, 1) codes; in a replica, this replica's rows of the global batch's draw."""
+        seed = self.seed_generator if seed is None else seed
+        return replica_share(lambda count: keras.random.normal((count, self.latent_dim), seed=seed),
+                             batch_size)
 
     def generate(self, text, z=None, training=False):
         """Images ``[B, H, W, C]`` for captions ``text`` [B] (fresh noise unless ``z`` is given)."""
@@ -193,7 +195,7 @@ class TextToImageGAN(TwoPlayerMixin, keras.Model):
         """Algorithm 1 of Reed 2016: one D step (lines 3-10), then one G step (lines 11-12)."""
         images, text = self.unpack(data)
         right = self.embed(text)
-        wrong = ops.roll(right, 1, axis=0)
+        wrong = roll_global_batch(right)  # each image with its neighbour's caption
         batch_size = ops.shape(right)[0]
         z = self.sample_latent(batch_size)
         with tf.GradientTape() as tape:
