@@ -33,8 +33,10 @@ import os
 import re
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_datasets as tfds
+# tfds's lazy TensorFlow, as tfds's own builders import it: ``training.data`` registers this
+# module's data set, and its command line answers (``list``, an unknown name) before TF loads.
+from tensorflow_datasets.core.utils.lazy_imports_utils import tensorflow as tf
 from PIL import Image, ImageDraw
 
 IMAGE_SIZE = 64
