@@ -30,9 +30,11 @@ def stored_values(path):
                if key != "_CHECKPOINTABLE_OBJECT_GRAPH")
 
 
-def test_export_stores_each_generator_variable_once(exported):
+def test_export_stores_each_network_variable_once(exported):
+    """The generator, and the discriminator that inpainting's perceptual loss needs, once each."""
     model, _, path = exported
-    assert stored_values(path) == model.generator.count_params()
+    assert stored_values(path) == (model.generator.count_params()
+                                   + model.discriminator.count_params())
 
 
 def test_layout_and_signatures(exported):
@@ -42,7 +44,8 @@ def test_layout_and_signatures(exported):
     assert os.path.isdir(os.path.join(path, "variables"))
     assert not [d for d in os.listdir(os.path.dirname(path)) if d.startswith(".tmp")]
     loaded = tf.saved_model.load(path)
-    assert set(loaded.signatures) == {"serving_default", "generate_from_seed"}
+    assert set(loaded.signatures) == {"serving_default", "generate_from_seed", "inpaint",
+                                      "inpaint_bytes", "interpolate"}
     default = loaded.signatures["serving_default"]
     assert default.structured_input_signature[1]["z"].shape.as_list() == [None, 100]
     assert default.structured_outputs["images"].shape.as_list() == [None, 28, 28, 1]
