@@ -275,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="merge concurrent requests into one signature call (docs/serving.md)")
     add("--batching_parameters_file", help="BatchingParameters text proto (with --enable_batching)")
     add("--monitoring_config_file", help="MonitoringConfig text proto (Prometheus metrics)")
+    add("--web_page", type=_bool, nargs="?", const=True, default=True,
+        help="project flag: the page to try the models at / of the REST port (false: off)")
     add("--base", help="project mode: serve every model folder under this directory")
     add("--host", default="127.0.0.1",
         help="address both APIs bind (default loopback; 0.0.0.0 opens them, as TF Serving)")
@@ -374,6 +376,7 @@ def main(argv=None) -> int:
             allow_version_labels_for_unavailable_models=(
                 args.allow_version_labels_for_unavailable_models),
             tensor_content=args.enable_serialization_as_tensor_content, batching=batching,
+            web_page=args.web_page,
             metrics_path=(read_monitoring_config(args.monitoring_config_file)
                           if args.monitoring_config_file else None))
         server.start()
@@ -386,6 +389,8 @@ def main(argv=None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    if server.rest_port and server.web_page:
+        print(f"Web page: http://{server.rest_address}/ (try every served model)", flush=True)
     if server.rest_port:
         print(f"REST API at http://{server.rest_address}", flush=True)
     if server.grpc_port:

@@ -289,6 +289,7 @@ def test_tf_serving_flags_parse_with_their_defaults():
     assert (defaults.rest_api_timeout_in_ms, defaults.host, defaults.port) == (
         30000, "127.0.0.1", 8500)  # TF Serving's 30 s; loopback unless --host opens it
     assert parse_args(["--base", "d", "--rest-port", "1", "--grpc-port", "2"]).port == 2
+    assert defaults.web_page and not parse_args(["--base", "d", "--web_page=false"]).web_page
 
 
 @pytest.mark.parametrize("body,message", [
