@@ -251,6 +251,7 @@ def batching_table(base: Path, model: str, signature: str, requests: int, client
     versions = find_models(base)[model]
     function = tf.saved_model.load(str(versions[max(versions)])).signatures[signature]
     inputs = make_inputs(function, 1, np.random.default_rng(0))
+    ceiling = batching_ceiling(function, clients)
     flags = {"off": (), "on": ("--enable_batching", f"--batching_parameters_file={batching_file}")}
     rows = {(kind, path): [] for kind in flags for path in ("gRPC Predict", "REST predict")}
     for _ in range(rounds):
@@ -273,7 +274,24 @@ def batching_table(base: Path, model: str, signature: str, requests: int, client
             key: round(float(np.median([s[key] for s in samples])), 2)
             for key in ("requests_per_s", "p50_ms", "p99_ms")}})
     return {"model": model, "signature": signature, "clients": clients, "requests": requests,
-            "rounds": rounds, "batching_parameters": batching_file.read_text(), "rows": table}
+            "rounds": rounds, "batching_parameters": batching_file.read_text(), "rows": table,
+            "ceiling": ceiling}
+
+
+def batching_ceiling(function, batch: int, requests: int = 50) -> dict:
+    """What merging can buy at most: ``batch`` batch-1 calls of the loaded signature vs one call
+    at ``batch`` rows, in this process (medians of alternating runs). On a CPU whose cores the
+    concurrent unbatched calls already fill, a merged call costs nearly ``batch`` single ones."""
+    rng = np.random.default_rng(0)
+    single, merged = make_inputs(function, 1, rng), make_inputs(function, batch, rng)
+    times = {"single": [], "merged": []}
+    for _ in range(5):
+        times["single"].append(latencies_ms(lambda x: function(**x), single, requests)["p50_ms"])
+        times["merged"].append(latencies_ms(lambda x: function(**x), merged, requests)["p50_ms"])
+    single_ms, merged_ms = (float(np.median(times[k])) for k in ("single", "merged"))
+    return {"batch": batch, "single_call_ms": round(single_ms, 3),
+            "merged_call_ms": round(merged_ms, 3),
+            "max_speedup": round(batch * single_ms / merged_ms, 2)}
 
 
 def batching_markdown(results: dict) -> str:
@@ -291,6 +309,10 @@ def batching_markdown(results: dict) -> str:
         off, on = by[(path, "off")], by[(path, "on")]
         lines.append(f"| {path} | on/off | {on['requests_per_s'] / off['requests_per_s']:.2f}x | "
                      f"{on['p50_ms'] / off['p50_ms']:.2f}x | {on['p99_ms'] / off['p99_ms']:.2f}x |")
+    c = results["ceiling"]
+    lines += ["", f"Ceiling, in process: one call at batch {c['batch']} takes {c['merged_call_ms']} ms, "
+              f"{c['batch']} calls at batch 1 take {c['batch']} x {c['single_call_ms']} ms: merging "
+              f"can at most give {c['max_speedup']}x the signature throughput."]
     return "\n".join(lines)
 
 
