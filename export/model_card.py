@@ -106,6 +106,11 @@ def render_model_card(name, run_dir, versions, sample_file=None, variant=None):
                   f"{len(run['sessions'])} session(s); hardware: {devices} ({hardware['platform']})"]
     if last:
         lines += ["- last epoch: " + ", ".join(f"{k} {_fmt(v)}" for k, v in last.items())]
+    recovered = config.get("recovered_from")  # bench/recover_run_from_release.py
+    if recovered:
+        lines += [f"- weights: {', '.join(recovered['kept'])} recovered from the SavedModel release "
+                  f"`{recovered['release']}` (its run directory was lost); {', '.join(recovered['fresh'])} "
+                  "freshly initialised, so fine-tuning starts with an untrained discriminator"]
     lines += ["", "## Quality"]
     if evaluations:
         lines += ["| metric | value | protocol |", "|---|---|---|"]

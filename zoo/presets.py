@@ -323,7 +323,24 @@ def _training_summary(run_dir):
         out["wall_minutes"] = round(run["total_seconds"] / 60, 1)
         hardware = run["sessions"][-1]["hardware"]
         out["hardware"] = ", ".join(hardware["gpus"]) or f"CPU only, {hardware['cpu_count']} cores (shared)"
+    recorded = sum(e - s for s, e in (session.get("epochs", (0, 0)) for session in run.get("sessions", [])))
+    epoch_seconds = _epoch_seconds(run_dir)
+    if "epochs" in out and recorded < out["epochs"] and epoch_seconds:
+        # run.json times whole sessions; a session that was stopped (and resumed) left no record,
+        # so the epochs' own times (history.csv) are the honest total
+        out["wall_minutes"] = round(sum(epoch_seconds) / 60, 1)
     return out
+
+
+def _epoch_seconds(run_dir):
+    """The ``seconds`` column of the run's ``history.csv`` (one value per finished epoch)."""
+    import csv
+
+    path = os.path.join(run_dir, "history.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [float(row["seconds"]) for row in csv.DictReader(f) if row.get("seconds") not in (None, "", "NA")]
 
 
 def build_preset(run_dir, name, releases_dir=None, registry_path=None, licence=None, description=None):
@@ -378,6 +395,7 @@ def build_preset(run_dir, name, releases_dir=None, registry_path=None, licence=N
             "paper": spec.paper, "licence": licence, "metrics": metrics,
             "protocol": entry["protocol"], "training": entry["training"],
             "hyperparameters": config.get("hyperparameters", {}),
+            "recovered_from": config.get("recovered_from"),
             "date_saved": datetime.datetime.fromtimestamp(
                 os.path.getmtime(model_file), datetime.timezone.utc).strftime("%Y-%m-%d@%H:%M:%S"),
         })
