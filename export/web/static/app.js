@@ -116,6 +116,13 @@ function outputsOf(signature, dtype) {
   return Object.entries(signature.outputs).filter(([, spec]) => spec.dtype === dtype).map(([k]) => k);
 }
 
+// A scalar input takes a bare value, a batched one a list (TF Serving refuses [x] for shape []).
+// TF Serving's JSON leaves "dim" out when it is empty.
+function isScalar(spec) {
+  const shape = spec.tensor_shape || {};
+  return !shape.unknown_rank && !(shape.dim || []).length;
+}
+
 // --- Panels, one per kind of signature --------------------------------------------------------
 
 function samplePanel(model, name) {
@@ -150,7 +157,8 @@ function interpolatePanel(model, name) {
   p.controls.append(button);
   const [pngOutput] = outputsOf(signature, "DT_STRING");
   action(button, p.errorBox, async () => {
-    const inputs = Object.fromEntries(Object.entries(fields).map(([k, f]) => [k, [Number(f.value)]]));
+    const inputs = Object.fromEntries(Object.entries(fields).map(([k, f]) => [
+      k, isScalar(signature.inputs[k]) ? Number(f.value) : [Number(f.value)]]));
     const outputs = await predict(model, name, inputs);
     const frames = outputs[pngOutput].flat(Infinity).map((png, i) => pngImage(png.b64, `step ${i}`));
     const frame = el("div", {class: "frame"}, pngImage(frames[0].src.split(",")[1], "frame"));
@@ -185,14 +193,16 @@ function imagePanel(model, name) {
   return p.node;
 }
 
-// A before/after view: the result drawn over the input, revealed up to the slider.
+// A before/after view: the input drawn over the result at the result's size (the browser scales
+// a smaller input up), shown left of the slider; the result right of it.
 function compareView(before, after) {
-  const top = pngImage(after, "after");
-  top.className = "after";
+  const bottom = pngImage(after, "after");
+  const top = pngImage(before, "before");
+  top.className = "before";
   const slider = el("input", {type: "range", min: "0", max: "100", value: "50",
                               "aria-label": "before/after"});
   slider.addEventListener("input", () => { top.style.clipPath = `inset(0 ${100 - slider.value}% 0 0)`; });
-  return el("figure", {}, el("div", {class: "compare"}, pngImage(before, "before"), top), slider,
+  return el("figure", {}, el("div", {class: "compare"}, bottom, top), slider,
             el("figcaption", {}, "before / after"));
 }
 
