@@ -44,11 +44,24 @@ def check_steps(steps, max_steps, signature="interpolate"):
         return tf.identity(steps)
 
 
+def decode_masks(mask_bytes, signature="inpaint_bytes"):
+    """PNG/JPEG mask strings [batch] -> float32 [batch, H, W, 1]: white 1 = missing, black 0 =
+    known (grey stays in between, for ``check_inputs`` to refuse)."""
+    return (decode_batch(mask_bytes, 1, signature) + 1.0) / 2.0
+
+
+def seed_walk(model, seed_a, seed_b, steps, max_steps=DEFAULT_MAX_INTERPOLATION_STEPS):
+    """Images [steps, H, W, C] of ``model``'s walk from the code of ``seed_a`` to that of
+    ``seed_b`` (int64 scalars; the codes of ``generate_from_seed``); what ``interpolate`` serves."""
+    steps = check_steps(steps, max_steps)
+    distribution = model.latent_distribution
+    z = latent_from_seeds(tf.stack([seed_a, seed_b]), model.latent_dim, distribution)
+    return model.generator(interpolate(z[0], z[1], steps, distribution), training=False)
+
+
 def add_latent_endpoints(archive, model, options=None,
                          max_interpolation_steps=DEFAULT_MAX_INTERPOLATION_STEPS):
     """Add ``inpaint``, ``inpaint_bytes`` and ``interpolate`` (module doc) to ``archive``."""
-    generator = model.generator
-    latent_dim, distribution = model.latent_dim, model.latent_distribution
     channels = int(model.image_shape[-1])
     inpainter = Inpainter(model, options or InpaintingOptions())
     max_steps = int(max_interpolation_steps)
@@ -61,14 +74,12 @@ def add_latent_endpoints(archive, model, options=None,
 
     def inpaint_bytes(image_bytes, mask_bytes):
         images = decode_batch(image_bytes, channels, "inpaint_bytes")
-        masks = (decode_batch(mask_bytes, 1, "inpaint_bytes") + 1.0) / 2.0  # white = 1 = missing
+        masks = decode_masks(mask_bytes, "inpaint_bytes")
         result = inpainter(images, masks, signature="inpaint_bytes")
         return {"image_png_bytes": encode_png_batch(result["images"])}
 
     def interpolate_seeds(seed_a, seed_b, steps):
-        steps = check_steps(steps, max_steps)
-        z = latent_from_seeds(tf.stack([seed_a, seed_b]), latent_dim, distribution)
-        images = generator(interpolate(z[0], z[1], steps, distribution), training=False)
+        images = seed_walk(model, seed_a, seed_b, steps, max_steps)
         return {"images": images, "images_png_bytes": encode_png_batch(images)}
 
     archive.add_endpoint("inpaint", inpaint, input_signature=[

@@ -57,11 +57,17 @@ def archive_for(model):
 
 
 def load_trained_model(path):
-    """A run directory (its ``model.keras``) or a ``.keras`` file -> the loaded model."""
+    """A run directory (its ``model.keras``), a ``.keras`` file or a registered preset's name
+    (``zoo/presets.json``, loaded with ``zoo.from_preset``) -> the loaded model."""
+    from zoo import presets
+
+    if not os.path.exists(path) and path in presets.list_presets():
+        return presets.from_preset(path)
     if os.path.isdir(path):
         path = os.path.join(path, "model.keras")
     if not os.path.isfile(path):
-        raise ExportError(f"No model at {path}: pass a run directory holding model.keras or a .keras file.")
+        raise ExportError(f"No model at {path}: pass a run directory holding model.keras, a .keras "
+                          f"file or a preset name ({', '.join(presets.list_presets())}).")
     return keras.saving.load_model(path)
 
 

@@ -179,3 +179,180 @@ def test_served_bad_requests_get_a_400_and_the_server_keeps_serving(server, body
     status, answer = rest(server, {"signature_name": "interpolate",
                                    "inputs": {"seed_a": 1, "seed_b": 2, "steps": 2}})
     assert status == 200, answer
+
+
+# --- command line (python -m export.inpaint) -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run directory holding the tiny DCGAN's model.keras, as training writes it."""
+    from training.files import atomic_save_model
+
+    directory = tmp_path_factory.mktemp("run")
+    atomic_save_model(tiny_dcgan(), directory / "model.keras")
+    return directory
+
+
+def write_png(path, pixels):
+    path.write_bytes(png(np.asarray(pixels, np.uint8)))
+    return path
+
+
+def test_cli_inpaints_files_as_the_library_does(run_dir, tmp_path):
+    from export import inpaint as cli
+
+    rng = np.random.default_rng(2)
+    photos = rng.integers(0, 256, (2, SIZE, SIZE), dtype=np.uint8)
+    paths = [str(write_png(tmp_path / f"photo{i}.png", photo)) for i, photo in enumerate(photos)]
+    mask = centre_mask(batch=1)[0, ..., 0]
+    mask_path = str(write_png(tmp_path / "hole.png", mask * 255))  # one mask for both images
+    assert cli.main(["inpaint", str(run_dir), "--images", *paths, "--masks", mask_path,
+                     "--out", str(tmp_path / "out"), "--steps", "3", "--restarts", "2"]) == 0
+
+    written = np.stack([np.asarray(Image.open(tmp_path / "out" / f"photo{i}.png")) for i in (0, 1)])
+    expected = inpaint(tiny_dcgan(), photos[..., None] / 127.5 - 1.0, centre_mask(), steps=3,
+                       restarts=2)["images"][..., 0]
+    np.testing.assert_allclose(written, np.round((expected + 1) * 127.5), atol=1)  # PNG rounding
+    np.testing.assert_array_equal(written[:, mask == 0], photos[:, mask == 0])  # context untouched
+
+
+HOLE = centre_mask(batch=1)[0, ..., 0] * 255
+
+
+@pytest.mark.parametrize("mask,words", [
+    (HOLE // 2, "masks must be binary"),
+    (HOLE[:8, :8], "masks must be [batch, height, width, 1]"),
+    (HOLE * 0, "marks no missing pixel"),
+    (HOLE * 0 + 255, "marks every pixel missing"),
+    (None, "must be PNG or JPEG"),
+    ("two", "one mask per image (1) or one for all; got 2"),
+])
+def test_cli_bad_inputs_get_the_libraries_one_line_error_and_exit_code_2(run_dir, tmp_path, capsys,
+                                                                         mask, words):
+    from export import inpaint as cli
+
+    image = str(write_png(tmp_path / "photo.png", np.zeros((SIZE, SIZE), np.uint8)))
+    if mask is None:
+        masks = [str(tmp_path / "text.png")]
+        (tmp_path / "text.png").write_bytes(b"not an image")
+    elif isinstance(mask, str):
+        masks = [str(write_png(tmp_path / f"m{i}.png", HOLE)) for i in range(2)]
+    else:
+        masks = [str(write_png(tmp_path / "mask.png", mask))]
+    assert cli.main(["inpaint", str(run_dir), "--images", image, "--masks", *masks,
+                     "--out", str(tmp_path / "out"), "--steps", "1", "--restarts", "1"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert words in error and len(error.splitlines()) == 1, error
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_walk_strip_runs_from_the_first_seeds_sample_to_the_seconds(run_dir, tmp_path):
+    from export import inpaint as cli
+    from export.saved_model import latent_from_seeds
+    from training.images import to_uint8
+
+    model = tiny_dcgan()
+    assert cli.main(["interpolate", str(run_dir / "model.keras"), "--seeds", "1", "7",
+                     "--steps", "5", "--out", str(tmp_path / "strip.png")]) == 0
+    strip = np.asarray(Image.open(tmp_path / "strip.png"))
+    assert strip.shape == (SIZE + 4, 5 * (SIZE + 2) + 2)  # one row, make_grid's 2-pixel padding
+    cells = [strip[2:2 + SIZE, 2 + i * (SIZE + 2):2 + i * (SIZE + 2) + SIZE] for i in range(5)]
+    ends = to_uint8(model.generator(latent_from_seeds(tf.constant([1, 7], tf.int64), 8, "normal")))
+    np.testing.assert_allclose(cells[0], ends[0, ..., 0], atol=1)  # generate_from_seed's images
+    np.testing.assert_allclose(cells[-1], ends[1, ..., 0], atol=1)
+    assert not np.array_equal(cells[2], cells[0]) and not np.array_equal(cells[2], cells[-1])
+
+    assert cli.main(["interpolate", str(run_dir), "--seeds", "1", "7", "--steps", "5",
+                     "--out", str(tmp_path / "walk.gif")]) == 0
+    gif = Image.open(tmp_path / "walk.gif")
+    assert gif.n_frames == 5
+    for index, cell in enumerate(cells):
+        gif.seek(index)
+        np.testing.assert_array_equal(np.asarray(gif.convert("L")), cell)  # grey GIF: lossless
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--steps", "500", "--out", "strip.png"], "steps must be between 2 and 64"),
+    (["--steps", "1", "--out", "strip.png"], "steps must be between 2 and 64"),
+    (["--steps", "4", "--out", "strip.jpg"], "--out must end in .png (a strip) or .gif"),
+])
+def test_cli_bad_walks_are_one_clear_line(run_dir, tmp_path, capsys, args, words):
+    from export import inpaint as cli
+
+    args = [str(tmp_path / a) if a.startswith("strip") else a for a in args]
+    assert cli.main(["interpolate", str(run_dir), "--seeds", "1", "2", *args]) == 2
+    error = capsys.readouterr().err.strip()
+    assert words in error and len(error.splitlines()) == 1, error
+
+
+def test_cli_refuses_a_model_without_latent_codes(tmp_path, capsys):
+    from export import inpaint as cli
+
+    pix2pix = zoo.build_model("pix2pix", image_shape=(32, 32, 1), input_channels=1,
+                              generator_width=4, discriminator_width=4)
+    pix2pix.save(tmp_path / "p2p.keras")
+    assert cli.main(["interpolate", str(tmp_path / "p2p.keras"), "--seeds", "1", "2",
+                     "--out", str(tmp_path / "strip.png")]) == 2
+    assert "need an unconditional GAN" in capsys.readouterr().err
+
+
+# --- the measurement (bench/inpainting.py) -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "inpainting.py"
+    spec = importlib.util.spec_from_file_location("bench_inpainting", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_masks_cover_what_they_say(bench):
+    assert bench.centre_masks(3, 28).mean() == 0.25
+    half = bench.half_masks(4, 28)
+    assert half.mean() == 0.5 and half[0, :, :14].all() and half[1, :, 14:].all()
+    np.testing.assert_array_equal(half[0] + half[1], np.ones_like(half[0]))  # left, then right
+    blocks = bench.block_masks(20, 28, seed=3)
+    np.testing.assert_array_equal(blocks, bench.block_masks(20, 28, seed=3))  # seeded
+    assert not np.array_equal(blocks[0], blocks[1])  # a new draw per image
+    missing = blocks.sum(axis=(1, 2, 3))
+    assert (missing >= 49).all() and (missing <= 5 * 49).all()
+
+
+def test_bench_scores_only_the_hole(bench):
+    rng = np.random.default_rng(0)
+    originals = rng.uniform(-1, 1, (2, 28, 28, 1)).astype(np.float32)
+    masks = bench.centre_masks(2, 28)
+    outputs = originals + 0.2 * masks  # 0.1 off in [0, 1] intensities inside the hole
+    outputs += 0.7 * (1 - masks) * (np.arange(28) % 2)[None, :, None, None]  # ignored: outside
+    np.testing.assert_allclose(bench.hole_psnr(outputs, originals, masks), 20.0, atol=1e-3)
+    np.testing.assert_allclose(bench.hole_ssim(originals, originals, masks), 1.0, atol=1e-6)
+    filled = bench.mean_fill(originals, masks)
+    known_mean = originals[0][masks[0] == 0].mean()
+    np.testing.assert_allclose(filled[0][masks[0] == 1], known_mean, atol=1e-6)
+
+
+def test_bench_runs_end_to_end_on_a_tiny_model(bench, fashion_mnist_data_dir, tmp_path, capsys):
+    model = zoo.build_model("dcgan", image_shape=(28, 28, 1), latent_dim=8, generator_width=8,
+                            discriminator_width=8, kernel_size=3, seed=0)
+    model.save(tmp_path / "tiny.keras")
+    args = ["--model", str(tmp_path / "tiny.keras"), "--num-images", "4", "--steps", "2",
+            "--restarts", "1", "--repeats", "1", "--timing-batches", "1", "2",
+            "--grid-dir", str(tmp_path / "grids"), "--json-out", str(tmp_path / "r.json"),
+            "--data-dir", fashion_mnist_data_dir]
+    assert bench.main(args) == 0
+    table = capsys.readouterr().out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["num_images"] == 4 and set(report["served"]) == {"1", "2"}
+    for mask in bench.MASKS:
+        for method in bench.METHODS:
+            scores = report["results"][mask][method]
+            assert 0 <= scores["accuracy"] <= 1 and -1 <= scores["ssim"] <= 1, (mask, method)
+            assert f"| {mask} (" in table and f"| {method} |" in table
+        grid = np.asarray(Image.open(tmp_path / "grids" / f"inpainting_{mask}.png"))
+        assert grid.shape == (3 * (4 * 30 + 2), 3 * (4 * 30 + 2), 3)  # 4 rows x 4 columns, 3x
