@@ -2,7 +2,7 @@
 
 - ``generate_from_text`` (also ``serving_default``): ``text`` string [batch] and ``seed`` int64
   [batch] -> ``images`` float32 [batch, H, W, 3] in [-1, 1] and ``images_png_bytes`` string
-  [batch]. The noise of a seed comes from TF's stateless RNG (``latent_from_seeds``), so a
+  [batch] (StackGAN: also ``stage1_images`` and ``stage1_images_png_bytes``). The noise of a seed comes from TF's stateless RNG (``latent_from_seeds``), so a
   (caption, seed) pair gives the same image in every process and server.
 - ``generate_from_text_default_seed``: ``text`` only, seed 0 for every caption. TF Serving
   requires every input of a signature in each request, so the optional seed is a second
@@ -32,11 +32,9 @@ def text_to_image_archive(model):
     """An ``ExportArchive`` with the signatures above for a text-to-image zoo model.
 
     ``model`` exposes ``text_encoder`` (a ``zoo.text_encoder.TextEncoder``), ``latent_dim`` and
-    ``generate_outputs(text, z) -> {"images": ..., **extra}``, or ``generate(text, z)`` returning
-    images (GAN-CLS).
+    ``generate_outputs(text, z) -> {"images": ..., **extra}`` (``gan_cls.TextToImageGAN``).
     """
     encoder, latent_dim = model.text_encoder, model.latent_dim
-    outputs_of = getattr(model, "generate_outputs", None)
     archive = keras.export.ExportArchive()
     archive.track(encoder.vectorize)  # its vocabulary lookup table (a resource, not a variable)
 
@@ -47,11 +45,9 @@ def text_to_image_archive(model):
             message=f"{SIGNATURES[0]}: text and seed must have the same batch size")
         with tf.control_dependencies([same]):
             z = latent_from_seeds(seed, latent_dim, "normal")
-        if outputs_of is not None:
-            outputs = dict(outputs_of(text, z))
-        else:
-            outputs = {"images": model.generate(text, z, training=False)}
-        outputs["images_png_bytes"] = encode_png_batch(outputs["images"])
+        outputs = dict(model.generate_outputs(text, z, training=False))
+        for key in list(outputs):  # images_png_bytes (and StackGAN's stage1_images_png_bytes)
+            outputs[f"{key}_png_bytes"] = encode_png_batch(outputs[key])
         return outputs
 
     def generate_from_text_default_seed(text):

@@ -43,6 +43,13 @@ TINY = {
                    content_loss="mse"), "super_resolution"),
     "gan_cls": (dict(image_shape=(16, 16, 3), latent_dim=8, compressed_dim=4, generator_width=4,
                      discriminator_width=4, text_encoder=None), "text"),
+    # Stage-I draws a quarter of the data's side and starts at 4x4: 32x32 data is the least
+    "stackgan_stage1": (dict(image_shape=(32, 32, 3), latent_dim=8, condition_dim=4,
+                             compressed_dim=4, generator_width=4, discriminator_width=4,
+                             text_encoder=None), "text"),
+    "stackgan": (dict(image_shape=(32, 32, 3), latent_dim=8, condition_dim=4, compressed_dim=4,
+                      stage1_width=4, generator_width=4, residual_blocks=1, discriminator_width=4,
+                      text_encoder=None), "text"),
 }
 
 

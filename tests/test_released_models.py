@@ -11,6 +11,7 @@ import subprocess
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import zoo
 from zoo import presets
@@ -58,32 +59,52 @@ def test_release_payload_is_under_150_mb_and_stores_no_model_twice():
     assert not {f.split("/")[1] for f in tracked if f.startswith("saved_models/")} & set(PRESETS)
 
 
-def fit_data(model, count=2, seed=0):
-    """Random training data of the shapes the model trains on (what ``fit`` takes per kind)."""
-    rng = np.random.default_rng(seed)
-    translators = getattr(model, "translators", None)
-    if translators:  # image-to-image: (inputs, targets) or (domain A, domain B)
-        generator = next(iter(translators.values()))
-        # the generators take any multiple of their stride; CycleGAN's image pools fix its size
-        size = tuple(getattr(model, "image_shape", (model.generator_stride,) * 2)[:2])
-        shapes = [size + (generator.input_shape[-1],), size + (generator.output_shape[-1],)]
-        return tuple(rng.uniform(-1, 1, (count,) + tuple(s)).astype("float32") for s in shapes)
-    return (rng.uniform(-1, 1, (count,) + tuple(model.image_shape)).astype("float32"),)
+def _translator_data(model, rng, count):
+    """Image-to-image: (inputs, targets) or (domain A, domain B) batches."""
+    generator = next(iter(model.translators.values()))
+    # the generators take any multiple of their stride; CycleGAN's image pools fix its size
+    size = tuple(getattr(model, "image_shape", (model.generator_stride,) * 2)[:2])
+    shapes = [size + (generator.input_shape[-1],), size + (generator.output_shape[-1],)]
+    return tf.data.Dataset.from_tensors(
+        tuple(rng.uniform(-1, 1, (count,) + tuple(s)).astype("float32") for s in shapes))
 
 
-def generated(model, data):
-    translators = getattr(model, "translators", None)
-    if translators:
-        return np.concatenate([np.asarray(g(data[0], training=False)).ravel()
-                               for g in translators.values()])
-    return np.asarray(model.sample(4, seed=0))
+def _translated(model, data):
+    inputs = next(iter(data))[0]
+    return np.concatenate([np.asarray(g(inputs, training=False)).ravel()
+                           for g in model.translators.values()])
+
+
+def _captioned_data(model, rng, count):
+    return tf.data.Dataset.from_tensors({
+        "images": rng.uniform(-1, 1, (count, 64, 64, 3)).astype("float32"),
+        "text": tf.constant(["a red circle on the left", "a big blue box at the top"][:count])})
+
+
+def _drawn_from_text(model, data):
+    text = tf.constant(["a red circle on the left", "a small green triangle at the bottom"] * 2)
+    return np.asarray(model.generate(text, tf.random.stateless_normal((4, model.latent_dim), (0, 1))))
+
+
+def _image_data(model, rng, count):
+    return tf.data.Dataset.from_tensors(
+        rng.uniform(-1, 1, (count,) + tuple(model.image_shape)).astype("float32"))
+
+
+# per kind of model: (a batch of what ``fit`` takes, images it makes deterministically)
+KIND_HELPERS = {
+    "unconditional": (_image_data, lambda model, data: np.asarray(model.sample(4, seed=0))),
+    "image_to_image": (_translator_data, _translated),
+    "text_to_image": (_captioned_data, _drawn_from_text),
+}
 
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_loads_by_name_round_trips_and_fine_tunes(name, keras_home, tmp_path):
     model = zoo.from_preset(name)
     assert os.listdir(keras_home / "models" / "gan_zoo")  # came through the Keras cache
-    data = fit_data(model)
+    make_data, generated = KIND_HELPERS[REGISTRY["presets"][name]["kind"]]
+    data = make_data(model, np.random.default_rng(0), 2)
     images = generated(model, data)
     assert np.isfinite(images).all() and images.min() >= -1 and images.max() <= 1
     assert images.std() > 0.1  # a trained generator, not a constant
@@ -92,7 +113,7 @@ def test_preset_loads_by_name_round_trips_and_fine_tunes(name, keras_home, tmp_p
     if not getattr(model, "translators", None):  # pix2pix keeps its test-time dropout noise
         np.testing.assert_array_equal(generated(reloaded, data), images)
     reloaded.compile(*zoo.get_spec(reloaded.name).make_optimizers())
-    history = reloaded.fit(*data, batch_size=2, epochs=1, verbose=0)
+    history = reloaded.fit(data, epochs=1, verbose=0)
     assert int(reloaded.g_optimizer.iterations) > 0
     assert all(np.isfinite(v[-1]) for v in history.history.values())
 

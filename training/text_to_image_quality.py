@@ -10,7 +10,15 @@
 - **R-precision** (R = 1 of 100 candidates, Xu et al. 2018) through the text-image encoder
   (``training.text_encoder.r_precision``), for generated and for real images;
 - **FID on the oracle's features** of generated test images against the real test images, with
-  the real train-vs-test figure as the floor.
+  the real train-vs-test figure as the floor;
+- **high-frequency energy** (``high_frequency_energy``): the share of the images' spectral energy
+  above the highest frequency a quarter-resolution image holds, for generated and real test
+  images: what StackGAN's Stage-II adds over its Stage-I draw upsampled (Zhang 2017, sec. 5.2
+  compares the stages by eye and by Inception score, which needs ImageNet features).
+
+Images drawn below the data's resolution (StackGAN's ``stage1_images``) are resized to it
+bicubically before every measure, as one would show them. Every output of the generator is
+scored: StackGAN's Stage-I draw gets the same measures under ``stage1_images_...`` names.
 
 One caption per image (picked by ``seed``) and ``num_samples`` images per split (default 1,000).
 The model is a Keras zoo model or a loaded SavedModel (its ``generate_from_text`` signature).
@@ -46,18 +54,15 @@ def generator_of(model):
 
         def generate(texts, seeds):
             out = signature(text=tf.constant(list(texts)), seed=tf.constant(seeds, tf.int64))
-            return {k: v.numpy() for k, v in out.items() if k != "images_png_bytes"}
+            return {k: v.numpy() for k, v in out.items() if not k.endswith("_png_bytes")}
 
         return generate
     from export.saved_model import latent_from_seeds
 
-    outputs_of = getattr(model, "generate_outputs", None)
-
     def generate(texts, seeds):
         z = latent_from_seeds(tf.constant(seeds, tf.int64), model.latent_dim, "normal")
-        if outputs_of is not None:
-            return {k: np.asarray(v) for k, v in outputs_of(tf.constant(list(texts)), z).items()}
-        return {"images": np.asarray(model.generate(tf.constant(list(texts)), z, training=False))}
+        outputs = model.generate_outputs(tf.constant(list(texts)), z, training=False)
+        return {k: np.asarray(v) for k, v in outputs.items()}
 
     return generate
 
@@ -125,16 +130,27 @@ class CaptionGrid(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         images = generate_all(generator_of(self.model), self.texts, self.seed)
         grid = save_captioned_grid(os.path.join(self.samples_dir, f"epoch_{epoch + 1:03d}.png"),
-                                   grid_rows(images), self.labels)
+                                   *grid_rows(images, self.labels))
         if self.writer is not None:
             with self.writer.as_default():
                 tf.summary.image("samples", grid[None], step=epoch + 1)
             self.writer.flush()
 
 
-def grid_rows(outputs):
-    """The final images of a generator's outputs (StackGAN also has ``stage1_images``)."""
-    return outputs["images"]
+def grid_rows(outputs, labels):
+    """``(images, labels)`` of a captioned grid: per caption, each earlier output of the generator
+    (StackGAN's ``stage1_images``, resized to the final size and labelled ``[stage1]``) before
+    its final image."""
+    final = np.asarray(outputs["images"])
+    extras = [name for name in outputs if name != "images"]
+    images, out_labels = [], []
+    for index, label in enumerate(labels):
+        for name in extras:
+            images.append(at_resolution(outputs[name][index:index + 1], final.shape[1:3])[0])
+            out_labels.append(f"[{name.replace('_images', '')}] {label}")
+        images.append(final[index])
+        out_labels.append(label)
+    return np.stack(images), out_labels
 
 
 # --- Evaluation ------------------------------------------------------------------------------------
@@ -167,26 +183,35 @@ def evaluate_text_to_image(model, dataset="shapes_captions", num_samples=None, s
         real, texts, attributes = _split(dataset, split, num_samples, data_dir, seed)
         fakes = generate_all(generate, texts, seed)
         shuffled = [texts[i] for i in rng.permutation(len(texts))]
-        chance_images = generate_all(generate, shuffled, seed + 1)["images"]
-        for key, images in (("", fakes["images"]),) + tuple(
-                (f"{name}_", value) for name, value in fakes.items() if name != "images"):
+        chance_images = at_resolution(generate_all(generate, shuffled, seed + 1)["images"],
+                                      real.shape[1:3])
+        fakes = {name: at_resolution(value, real.shape[1:3]) for name, value in fakes.items()}
+        for name, images in fakes.items():
+            key = "" if name == "images" else f"{name}_"
             accuracy = oracle.accuracy(images, attributes)
             for attribute, value in accuracy.items():
                 metrics_out[f"{key}attribute_accuracy_{attribute}_{split}"] = value
+            if split == "test":
+                metrics_out[f"{key}high_frequency_energy_test"] = high_frequency_energy(images)
         for attribute, value in oracle.accuracy(real, attributes).items():
             reference[f"real_images_attribute_accuracy_{attribute}_{split}"] = value
         for attribute, value in oracle.accuracy(chance_images, attributes).items():
             reference[f"shuffled_captions_attribute_accuracy_{attribute}_{split}"] = value
         text_embeddings = embed_texts(encoder, texts)
         combinations = combination_ids(attributes)
-        metrics_out[f"r_precision_{split}"] = r_precision(
-            embed_images(encoder, fakes["images"]), text_embeddings, combinations, seed=seed)
+        for name, images in fakes.items():
+            key = "" if name == "images" else f"{name}_"
+            metrics_out[f"{key}r_precision_{split}"] = r_precision(
+                embed_images(encoder, images), text_embeddings, combinations, seed=seed)
         reference[f"real_images_r_precision_{split}"] = r_precision(
             embed_images(encoder, real), text_embeddings, combinations, seed=seed)
         if split == "test":
             real_features["test"] = oracle.predict(real)[0]
-            fake_features = oracle.predict(fakes["images"])[0]
-            metrics_out[f"fid_{oracle.name}_test"] = _fid(fake_features, real_features["test"])
+            reference["real_images_high_frequency_energy_test"] = high_frequency_energy(real)
+            for name, images in fakes.items():
+                key = "" if name == "images" else f"{name}_"
+                metrics_out[f"{key}fid_{oracle.name}_test"] = _fid(oracle.predict(images)[0],
+                                                                   real_features["test"])
     train_real, _, _ = _split(dataset, "train", num_samples, data_dir, seed)
     reference[f"real_train_fid_{oracle.name}_test"] = _fid(oracle.predict(train_real)[0],
                                                             real_features["test"])
@@ -195,8 +220,37 @@ def evaluate_text_to_image(model, dataset="shapes_captions", num_samples=None, s
         "reference": reference,
         "protocol": {"evaluator": oracle.name, "text_encoder": "shapes_captions_text_image",
                      "dataset": dataset, "splits": ["test", "novel"], "num_samples": num_samples,
-                     "captions_per_image": 1, "r_precision_candidates": 100, "seed": seed},
+                     "captions_per_image": 1, "r_precision_candidates": 100, "seed": seed,
+                     "lower_resolutions": "resized bicubically to the data's",
+                     "high_frequency_cutoff": HIGH_FREQUENCY_CUTOFF},
     }
+
+
+def at_resolution(images, size):
+    """``images`` resized bicubically to ``size`` (H, W) and clipped to [-1, 1]; as they are if
+    already that size."""
+    images = np.asarray(images, np.float32)
+    if tuple(images.shape[1:3]) == tuple(size):
+        return images
+    return np.clip(tf.image.resize(images, tuple(size), method="bicubic").numpy(), -1.0, 1.0)
+
+
+HIGH_FREQUENCY_CUTOFF = 1 / 8  # cycles per pixel: the Nyquist limit of a quarter-resolution image
+
+
+def high_frequency_energy(images, cutoff=HIGH_FREQUENCY_CUTOFF):
+    """Mean share of each image's spectral energy (grey levels, the mean removed) outside the band
+    a ``cutoff``-limited image holds (either axis above ``cutoff`` cycles per pixel; 1/8 is the
+    band of a 16x16 image shown at 64x64). Upsampling adds little there; sharp edges put energy
+    there."""
+    grey = np.asarray(images, np.float64).mean(axis=-1)
+    grey = grey - grey.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(grey)) ** 2
+    fy, fx = np.meshgrid(np.fft.fftfreq(grey.shape[1]), np.fft.fftfreq(grey.shape[2]), indexing="ij")
+    high = np.maximum(np.abs(fy), np.abs(fx)) > cutoff
+    total = power.sum(axis=(1, 2))
+    share = np.where(total > 0, power[:, high].sum(axis=1) / np.maximum(total, 1e-30), 0.0)
+    return float(share.mean())
 
 
 def _fid(a, b):

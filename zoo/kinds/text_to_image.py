@@ -55,6 +55,11 @@ class TextToImage(Kind):
             seed=training["seed"], log_dir=os.path.join(run_dir, "logs", "samples"))
         return batches, (None, None), grid
 
+    def initialise_from(self, model, run_dir):
+        from zoo.models.stackgan import init_stage1_from
+
+        init_stage1_from(model, run_dir)
+
     def evaluate(self, model, request):
         for option, value in (("--task", request.task), ("--crop-size", request.crop_size)):
             if value is not None:
@@ -69,7 +74,9 @@ class TextToImage(Kind):
     def signature_lines(self, spec):
         return [
             "`generate_from_text` (and `serving_default`): `text` string [batch] and `seed` int64 "
-            "[batch] -> `images` float32 [batch, H, W, 3] in [-1, 1] and `images_png_bytes`",
+            "[batch] -> `images` float32 [batch, H, W, 3] in [-1, 1] and `images_png_bytes` "
+            "(`stackgan` also returns its Stage-I draw as `stage1_images` and "
+            "`stage1_images_png_bytes`)",
             "`generate_from_text_default_seed`: `text` string [batch] -> the same, seed 0",
             "empty captions, captions with no known word or more than the encoder's `max_words` "
             "words, and text/seed batches of different sizes: INVALID_ARGUMENT",

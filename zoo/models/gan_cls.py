@@ -164,6 +164,11 @@ class TextToImageGAN(TwoPlayerMixin, keras.Model):
             z = self.sample_latent(ops.shape(embedding)[0])
         return self.generator([z, embedding], training=training)
 
+    def generate_outputs(self, text, z=None, training=False):
+        """What the ``generate_from_text`` signature returns besides PNGs: ``{"images": ...}``
+        (StackGAN adds its Stage-I images)."""
+        return {"images": self.generate(text, z, training=training)}
+
     def call(self, text, training=False):
         return self.generate(text, training=training)
 
