@@ -80,6 +80,18 @@ def test_n_critic_counts_optimizer_iterations():
     assert int(model.g_optimizer.iterations) == 3
 
 
+@pytest.mark.parametrize("count", [2, 4])
+def test_batch_smaller_than_n_critic_keeps_weights_finite(count):
+    """An epoch's last batch may hold fewer images than n_critic slices: no slice may be empty
+    (batch norm over no images gives NaN statistics, which used to reach every weight)."""
+    model = small_model("dcgan", n_critic=5)
+    data = real_batch(model, 20 + count)
+    history = model.fit(data, batch_size=20, epochs=1, verbose=0)  # batches of 20, then count
+    assert int(model.d_optimizer.iterations) == 10
+    assert all(np.isfinite(values[-1]) for values in history.history.values())
+    assert all(np.isfinite(weight).all() for weight in model.get_weights())
+
+
 def test_unknown_hyperparameter_is_named():
     with pytest.raises(ValueError, match="latent_dims"):
         zoo.build_model("dcgan", latent_dims=3)

@@ -297,12 +297,15 @@ class AdversarialModel(TwoPlayerMixin, keras.Model):
 
         The real batch is dealt into ``n_critic`` interleaved slices, so every critic step sees
         its own real samples, as in the paper; feed batches of ``n_critic * m`` images for ``m``
-        per critic step (``training.train`` does). No control flow depends on tensors, so the
-        step runs unchanged under XLA and ``tf.distribute``.
+        per critic step (``training.train`` does). A batch of fewer than ``n_critic`` images (a
+        data set's last, a tiny fine-tuning set) deals its images round-robin, so no critic step
+        sees an empty batch (whose NaN batch statistics would poison every weight). No control
+        flow depends on tensors, so the step runs unchanged under XLA and ``tf.distribute``.
         """
         real = data[0] if isinstance(data, (tuple, list)) else data
+        batch_size = ops.shape(real)[0]
         for index in range(self.n_critic):
-            critic_batch = real[index :: self.n_critic] if self.n_critic > 1 else real
+            critic_batch = real[index % batch_size :: self.n_critic] if self.n_critic > 1 else real
             self.discriminator_step(critic_batch, ops.shape(critic_batch)[0])
         self.generator_step(ops.shape(critic_batch)[0])
         return {m.name: m.result() for m in self.metrics}  # through reducible_logs
