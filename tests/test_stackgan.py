@@ -1,5 +1,6 @@
 """StackGAN (Zhang 2017): conditioning augmentation, Stage-II over a frozen Stage-I, its signature."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -96,3 +97,20 @@ def test_init_from_is_refused_clearly_for_models_that_train_from_scratch(tmp_pat
 
     with pytest.raises(ConfigError, match="gan_cls trains from scratch"):
         initialise_from(zoo.build_model("gan_cls", **SMALL_OF["gan_cls"]), str(tmp_path))
+
+
+def test_refine_upsampled_stage2_draws_a_residual_over_the_upsampled_stage1_image(tmp_path):
+    model = zoo.build_model("stackgan", refine_upsampled=True, **SMALL_OF["stackgan"])
+    residual = model.generator.get_layer("residual")
+    residual.set_weights([np.zeros_like(w) for w in residual.get_weights()])
+    text = tf.constant(["a red circle on the left", "a big blue box at the top"])
+    outputs = model.generate_outputs(text, tf.random.stateless_normal((2, model.latent_dim), (1, 2)))
+    upsampled = tf.image.resize(outputs["stage1_images"], (64, 64), method="bilinear")
+    # with no residual, Stage-II is exactly the bilinearly up-sampled Stage-I image
+    np.testing.assert_allclose(outputs["images"], upsampled, atol=1e-5)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path, compile=False)
+    assert reloaded.generator.get_layer("residual") is not None
+    noise = tf.random.stateless_normal((2, model.latent_dim), (3, 4))
+    np.testing.assert_allclose(reloaded.generate(text, noise), model.generate(text, noise), atol=1e-5)

@@ -25,6 +25,11 @@ Two registered models, trained one after the other, as in the paper (sec. 4):
 The noise a seed gives (``latent_dim``, the width ``export.text_to_image`` draws) is z and every
 eps of the conditioning augmentations, so a (caption, seed) pair fixes both stages' images.
 
+``refine_upsampled=True`` (off by default, as in the paper) makes Stage-II's generator draw a
+residual over the bilinearly up-sampled Stage-I image (LAPGAN, Denton et al. 2015) instead of a
+whole image: trained the paper's way for 4 epochs on this CPU, Stage-II lost the caption's colour
+and shape (docs/text_to_image.md); the residual keeps them from the first step.
+
 Deviations, for a 2-core CPU: resolutions 16 -> 64 (the paper: 64 -> 256; the 4x ratio kept);
 widths ``generator_width=32`` / ``discriminator_width=32`` (the paper: 128 / 64, Stage-I's fully
 connected layer 1024 wide); two residual blocks (the paper's 128x128 models; 4 at 256x256); the
@@ -136,10 +141,14 @@ def stage1_generator(image_size, channels, latent_dim, condition_dim, width, nam
 
 
 def stage2_generator(low_size, channels, condition_dim, width, residual_blocks,
-                     name="generator"):
+                     refine_upsampled=False, name="generator"):
     """``[Stage-I images, c] -> images (SCALE x low_size)`` (Zhang 2017, sec. 3.3, Fig. 2): an
     encoder down-sampling ``ENCODER_STEPS`` times to ``width * 4`` channels, c replicated and
-    joined, residual blocks, then up-sampling blocks halving the width."""
+    joined, residual blocks, then up-sampling blocks halving the width.
+
+    ``refine_upsampled`` (a deviation, off in the paper): the last conv predicts a residual added
+    to the bilinearly up-sampled Stage-I image, clipped to [-1, 1], as LAPGAN's levels do (Denton
+    et al. 2015, eq. 3); the paper's Stage-II draws the whole image (tanh)."""
     low = keras.Input((low_size, low_size, channels), name="stage1_images")
     c = keras.Input((condition_dim,), name="c")
     x = keras.layers.ReLU()(keras.layers.Conv2D(width, 3, padding="same",
@@ -157,7 +166,14 @@ def stage2_generator(low_size, channels, condition_dim, width, residual_blocks,
     for _ in range(_steps(size, SCALE * low_size, "Stage-II resolution")):
         filters = max(filters // 2, 1)
         x = upsampling_block(x, filters)
-    return keras.Model([low, c], to_image(x, channels), name=name)
+    if not refine_upsampled:
+        return keras.Model([low, c], to_image(x, channels), name=name)
+    residual = keras.layers.Conv2D(channels, 3, padding="same", kernel_initializer=kernel_init(),
+                                   name="residual")(x)
+    upsampled = keras.layers.UpSampling2D(SCALE, interpolation="bilinear")(low)
+    images = keras.layers.Activation("hard_tanh", name="images")(
+        keras.layers.Add()([upsampled, residual]))
+    return keras.Model([low, c], images, name=name)
 
 
 # --- Models ----------------------------------------------------------------------------------------
@@ -437,19 +453,22 @@ def stackgan(
     residual_blocks=2,
     discriminator_width=32,
     kl_weight=1.0,
+    refine_upsampled=False,
     text_encoder="shapes_captions",
     seed=None,
 ):
     """Stage-II at ``image_shape`` over a Stage-I at ``image_shape / 4`` whose ``latent_dim``,
     ``condition_dim`` and ``stage1_width`` (its ``generator_width``) match the Stage-I run that
-    ``--init-from`` copies in (until then Stage-I is untrained)."""
+    ``--init-from`` copies in (until then Stage-I is untrained). ``refine_upsampled=True`` (a
+    deviation, see ``stage2_generator``) makes Stage-II draw a residual over Stage-I's image."""
     size, channels = _stage1_size(image_shape)
     encoder = text_encoder_for(text_encoder)
     return StackGAN(
         conditioning_augmentation(encoder.embedding_dim, condition_dim, name="stage1_conditioning"),
         stage1_generator(size, channels, latent_dim, condition_dim, stage1_width),
         conditioning_augmentation(encoder.embedding_dim, condition_dim),
-        stage2_generator(size, channels, condition_dim, generator_width, residual_blocks),
+        stage2_generator(size, channels, condition_dim, generator_width, residual_blocks,
+                         refine_upsampled),
         text_conditioned_discriminator(tuple(int(d) for d in image_shape), encoder.embedding_dim,
                                        compressed_dim, discriminator_width),
         encoder, kl_weight=kl_weight, seed=seed, name="stackgan",
