@@ -73,6 +73,7 @@ def test_registry_defaults_are_the_papers():
         assert spec.defaults["image_shape"] == (96, 96, 3) and spec.defaults["residual_blocks"] == 16
     assert zoo.get_spec("srgan").defaults["content_loss"] == "vgg54"
     assert zoo.get_spec("srgan").defaults["adversarial_weight"] == 1e-3
+    assert zoo.get_spec("srgan").defaults["feature_scale"] == 1 / 12.75
     assert zoo.get_spec("srresnet").defaults["content_loss"] == "mse"
 
 
@@ -99,6 +100,10 @@ def test_content_losses_are_the_formulas():
     features = lambda x: np.asarray(model.content_network(x))  # noqa: E731
     expected = np.mean((srgan_module.VGG_FEATURE_SCALE * (features(hr) - features(sr))) ** 2)
     np.testing.assert_allclose(float(model.content_loss(hr, sr)), expected, rtol=1e-4)
+    rescaled = compiled("srgan", feature_scale=0.5)
+    rescaled.content_network.set_weights(model.content_network.get_weights())
+    expected = np.mean((0.5 * (features(hr) - features(sr))) ** 2)
+    np.testing.assert_allclose(float(rescaled.content_loss(hr, sr)), expected, rtol=1e-4)
     mse = compiled("srresnet")
     np.testing.assert_allclose(float(mse.content_loss(hr, sr)), np.mean((hr - sr) ** 2), rtol=1e-5)
 
@@ -121,6 +126,23 @@ def test_train_save_reload_continue(name, tmp_path):
     np.testing.assert_allclose(np.asarray(reloaded.upscale(lr)), np.asarray(model.upscale(lr)), atol=1e-5)
     reloaded.fit(lr, hr, batch_size=4, epochs=1, verbose=0)
     assert int(reloaded.g_optimizer.iterations) == 4
+
+
+def test_bicubic_skip_starts_as_bicubic_and_learns_a_residual(tmp_path):
+    lr, hr = pairs(8)
+    model = compiled("srresnet", bicubic_skip=True)
+    odd = np.random.default_rng(1).uniform(-1, 1, (2, 7, 5, 3)).astype(np.float32)
+    expected = tf.image.resize(odd, (28, 20), method="bicubic")  # untrained: exactly bicubic
+    np.testing.assert_allclose(np.asarray(model.generator(odd)), np.asarray(expected), atol=1e-6)
+    model.fit(lr, hr, batch_size=4, epochs=2, verbose=0)
+    residual = np.asarray(model.generator(lr)) - np.asarray(tf.image.resize(lr, (16, 16), method="bicubic"))
+    assert np.abs(residual).max() > 1e-4  # the zero-initialised residual conv has moved
+    model.save(tmp_path / "skip.keras")
+    reloaded = reload_cleanly(tmp_path / "skip.keras")
+    np.testing.assert_allclose(np.asarray(reloaded.upscale(lr)), np.asarray(model.upscale(lr)), atol=1e-5)
+    without = compiled("srgan")
+    with pytest.raises(ValueError, match="bicubic_skip=True.*does not match.*bicubic_skip=False"):
+        srgan_module.init_generator_from(without, str(tmp_path / "skip.keras"))
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,11 @@ Deviations: the paper trains SRResNet for 10^6 steps and SRGAN for 10^5 steps at
 10^5 at 1e-5, on 350k ImageNet images with a GPU. The zoo's defaults are the paper's; the runs
 released here were trained on 2 shared CPU cores with fewer blocks, filters, smaller crops and
 far fewer steps at a constant learning rate, named in ``docs/super_resolution.md`` and each
-model card. ImageNet VGG19 weights cannot be downloaded offline: ``content_weights`` then takes
-the path of a ``.weights.h5`` file of the truncated VGG (see ``content_network``).
+model card. ``bicubic_skip`` (off by default) is the one architectural deviation those runs use:
+a residual over the bicubic up-sampled input (VDSR's global residual learning), so that a few
+thousand CPU steps pass bicubic. ImageNet VGG19 weights cannot be downloaded offline:
+``content_weights`` then takes the path of a ``.weights.h5`` file of the truncated VGG, or
+``None``, a frozen randomly initialised VGG19 (see ``content_network``).
 """
 
 from __future__ import annotations
@@ -71,12 +74,38 @@ class PixelShuffle(keras.layers.Layer):
         return {**super().get_config(), "block_size": self.block_size}
 
 
+@keras.saving.register_keras_serializable(package="zoo")
+class BicubicUpscale(keras.layers.Layer):
+    """``scale``x bicubic up-sampling of any H x W (``tf.image.resize``): the base image that
+    ``bicubic_skip`` adds the generator's residual to."""
+
+    def __init__(self, scale=SCALE, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = int(scale)
+
+    def call(self, inputs):
+        return tf.image.resize(inputs, tf.shape(inputs)[1:3] * self.scale, method="bicubic")
+
+    def compute_output_shape(self, input_shape):
+        grow = lambda size: None if size is None else size * self.scale  # noqa: E731
+        return (input_shape[0], grow(input_shape[1]), grow(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
 def _prelu(name=None):
     return keras.layers.PReLU(shared_axes=[1, 2], name=name)  # one slope per channel, any H x W
 
 
-def srresnet_generator(residual_blocks=16, filters=64, scale=SCALE, name="generator"):
-    """The SRResNet generator of Ledig 2017, Fig. 4: ``(B, H, W, 3) -> (B, scale H, scale W, 3)``."""
+def srresnet_generator(residual_blocks=16, filters=64, scale=SCALE, bicubic_skip=False, name="generator"):
+    """The SRResNet generator of Ledig 2017, Fig. 4: ``(B, H, W, 3) -> (B, scale H, scale W, 3)``.
+
+    ``bicubic_skip`` (a deviation, off by default): the network draws a residual over the bicubic
+    up-sampled input (global residual learning, Kim et al. 2016, VDSR), its last conv
+    zero-initialised, so the untrained generator *is* bicubic and training only has to learn the
+    missing detail: far fewer steps to pass bicubic, which a CPU budget needs.
+    """
     stages = int(round(math.log2(scale)))
     if scale < 2 or 2**stages != scale:
         raise ValueError(f"scale must be a power of 2 (the paper's is 4), got {scale}.")
@@ -99,7 +128,11 @@ def srresnet_generator(residual_blocks=16, filters=64, scale=SCALE, name="genera
         x = keras.layers.Conv2D(4 * filters, 3, padding="same", name=f"upsample_{stage + 1}")(x)
         x = PixelShuffle(2)(x)
         x = _prelu()(x)
-    outputs = keras.layers.Conv2D(3, 9, padding="same", name="super_resolved")(x)
+    if not bicubic_skip:
+        outputs = keras.layers.Conv2D(3, 9, padding="same", name="super_resolved")(x)
+        return keras.Model(inputs, outputs, name=name)
+    residual = keras.layers.Conv2D(3, 9, padding="same", kernel_initializer="zeros", name="residual")(x)
+    outputs = keras.layers.Add(name="super_resolved")([BicubicUpscale(scale, name="bicubic")(inputs), residual])
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -135,8 +168,11 @@ def content_network(content_loss="vgg54", weights="imagenet"):
     """The frozen VGG19 feature extractor of a feature content loss (Ledig 2017, eq. 5).
 
     ``weights``: ``"imagenet"`` (``keras.applications.VGG19``'s download, the paper's network),
-    ``None`` (random weights: only for tests) or the path of a ``.weights.h5`` file holding the
-    truncated network's weights (for machines without internet; name its origin honestly).
+    ``None`` (random weights, frozen and saved with the model: the tests' choice, and the
+    offline fallback; random shallow conv features still capture local image statistics,
+    Ustyuzhaninov et al. 2017, "What does it take to generate natural textures?", but they are
+    not the paper's ImageNet features: name them so) or the path of a ``.weights.h5`` file
+    holding the truncated network's weights (for machines without internet; name its origin).
     Inputs are images in [-1, 1]; they are mapped to VGG's BGR mean-subtracted 0-255 range inside.
     """
     if content_loss not in CONTENT_LAYERS:
@@ -337,28 +373,34 @@ PAPER = "Ledig et al. 2017, Photo-Realistic Single Image Super-Resolution Using 
 
 @register_model("srresnet", paper=PAPER, training=TRAINING, kind="super_resolution")
 def srresnet(image_shape=(96, 96, 3), residual_blocks=16, filters=64, content_loss="mse",
-             content_weights="imagenet", seed=None):
+             content_weights="imagenet", bicubic_skip=False, seed=None):
     """SRResNet: the generator alone, trained on the content loss (pixel MSE in the paper).
 
-    ``image_shape`` is the HR training crop (a multiple of 4); ``seed`` is accepted for the
-    registry's convention (the network has no randomness at inference).
+    ``image_shape`` is the HR training crop (a multiple of 4); ``bicubic_skip``: see
+    ``srresnet_generator``; ``seed`` is accepted for the registry's convention (the network has
+    no randomness at inference).
     """
     _hr_size(image_shape, SCALE)
-    return SuperResolutionGAN(srresnet_generator(residual_blocks, filters),
+    return SuperResolutionGAN(srresnet_generator(residual_blocks, filters, bicubic_skip=bicubic_skip),
                               content_network=_content(content_loss, content_weights), name="srresnet")
 
 
 @register_model("srgan", paper=PAPER, training=TRAINING, kind="super_resolution")
 def srgan(image_shape=(96, 96, 3), residual_blocks=16, filters=64, discriminator_filters=64,
           content_loss="vgg54", content_weights="imagenet", adversarial_weight=1e-3,
-          loss="non_saturating", seed=None):
+          loss="non_saturating", feature_scale=VGG_FEATURE_SCALE, bicubic_skip=False, seed=None):
     """SRGAN: the SRResNet generator against the paper's discriminator on ``image_shape`` HR crops
-    (a multiple of 16), content loss + ``adversarial_weight`` x adversarial loss."""
+    (a multiple of 16), content loss + ``adversarial_weight`` x adversarial loss.
+
+    ``feature_scale`` multiplies the content network's features before their MSE: the paper's
+    1/12.75 brings VGG54 losses to the scale of the pixel MSE (sec. 3.2); other feature networks
+    need their own factor for the same balance against the adversarial term.
+    """
     size = _hr_size(image_shape, 16)
     return SuperResolutionGAN(
-        srresnet_generator(residual_blocks, filters), srgan_discriminator(size, discriminator_filters),
+        srresnet_generator(residual_blocks, filters, bicubic_skip=bicubic_skip), srgan_discriminator(size, discriminator_filters),
         _content(content_loss, content_weights), loss=loss, adversarial_weight=adversarial_weight,
-        name="srgan",
+        feature_scale=feature_scale, name="srgan",
     )
 
 
@@ -378,14 +420,16 @@ def init_generator_from(model, run_dir):
                          "srgan run.")
     theirs, ours = source.generator, model.generator
     shapes = [tuple(v.shape) for v in theirs.weights], [tuple(v.shape) for v in ours.weights]
-    if shapes[0] != shapes[1]:
+    if shapes[0] != shapes[1] or _describe(theirs) != _describe(ours):
         raise ValueError(
             f"the generator of {run_dir} ({_describe(theirs)}) does not match this model's "
-            f"({_describe(ours)}); set residual_blocks and filters to the run's."
+            f"({_describe(ours)}); set residual_blocks, filters and bicubic_skip to the run's."
         )
     ours.set_weights(theirs.get_weights())
 
 
 def _describe(generator):
     blocks = sum(1 for layer in generator.layers if layer.name.endswith("_conv_1"))
-    return f"{blocks} residual blocks x {generator.get_layer('head').filters} filters"
+    skip = any(isinstance(layer, BicubicUpscale) for layer in generator.layers)
+    return (f"{blocks} residual blocks x {generator.get_layer('head').filters} filters, "
+            f"bicubic_skip={skip}")
