@@ -91,8 +91,20 @@ def _image_data(model, rng, count):
         rng.uniform(-1, 1, (count,) + tuple(model.image_shape)).astype("float32"))
 
 
+def _photo_pairs(model, rng, count):
+    hr = rng.integers(0, 256, (count, 48, 48, 3)).astype("float32")
+    from training.super_resolution_data import pair_from_hr
+
+    return tf.data.Dataset.from_tensors(pair_from_hr(hr))
+
+
+def _upscaled(model, data):
+    return np.clip(np.asarray(model.upscale(next(iter(data))[0])), -1, 1)
+
+
 # per kind of model: (a batch of what ``fit`` takes, images it makes deterministically)
 KIND_HELPERS = {
+    "super_resolution": (_photo_pairs, _upscaled),
     "unconditional": (_image_data, lambda model, data: np.asarray(model.sample(4, seed=0))),
     "image_to_image": (_translator_data, _translated),
     "text_to_image": (_captioned_data, _drawn_from_text),
@@ -189,3 +201,39 @@ def test_the_commands_take_a_preset_name_where_they_take_a_run(keras_home, tmp_p
     assert load_trained_model("dcgan_fashion_mnist").name == "dcgan"
     with pytest.raises(ExportError, match="preset name"):
         load_trained_model(str(tmp_path / "no_such_run"))
+
+
+IMAGE_IN = {  # released image-in preset -> (bytes signature, PNG mode of its answer, scale)
+    "pix2pix_grey_to_colour": ("translate_bytes", "RGB", 1),
+    "cyclegan_sneakers_and_boots": ("a_to_b_bytes", "L", 1),  # Fashion-MNIST: grey
+    "srgan_photos": ("upscale_bytes", "RGB", 4),
+}
+
+
+@pytest.mark.parametrize("name", [name for name in IMAGE_IN if name in PRESETS])
+def test_a_259x194_colour_jpeg_through_each_released_image_in_model_over_rest(name, tmp_path):
+    """Issue #10: a photo of any size goes through the released pix2pix, CycleGAN and SRGAN
+    (pulled as ``bin/main`` pulls them, served by ``export.serve``) and comes back at its size
+    (4x for SRGAN); CycleGAN decodes the colour JPEG to its own channel count."""
+    import base64
+    import io
+    import json
+    import urllib.request
+
+    from PIL import Image
+
+    from export.presets import pull
+    from export.serve import ModelServer
+
+    signature, mode, scale = IMAGE_IN[name]
+    pull(name, str(tmp_path))
+    pixels = np.random.default_rng(0).integers(0, 256, (194, 259, 3), np.uint8)
+    photo = base64.b64encode(tf.io.encode_jpeg(pixels).numpy()).decode()
+    with ModelServer(str(tmp_path), rest_port=0, grpc_port=0, web_page=False) as server:
+        body = {"signature_name": signature, "instances": [{"b64": photo}]}
+        request = urllib.request.Request(f"http://{server.rest_address}/v1/models/{name}:predict",
+                                         json.dumps(body).encode())
+        with urllib.request.urlopen(request, timeout=300) as answer:
+            encoded = json.loads(answer.read())["predictions"][0]["b64"]
+    image = Image.open(io.BytesIO(base64.b64decode(encoded)))
+    assert image.size == (259 * scale, 194 * scale) and image.mode == mode
