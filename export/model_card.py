@@ -75,6 +75,27 @@ def signature_lines(model):
     return get_kind(spec.kind).signature_lines(spec)
 
 
+def deviation_lines(config):
+    """The run's hyper-parameters and optimizer settings that differ from its registered model's
+    defaults (the paper's), one ``name: paper -> this run`` line each."""
+    model = config.get("model")
+    if model not in zoo.list_models():
+        return []
+    spec = zoo.get_spec(model)
+    plain = lambda value: json.loads(json.dumps(value))  # noqa: E731  (tuples and lists alike)
+    lines = [f"`{key}`: {plain(spec.defaults[key])} -> {plain(value)}"
+             for key, value in config.get("hyperparameters", {}).items()
+             if key in spec.defaults and key != "seed" and plain(spec.defaults[key]) != plain(value)]
+    training = config.get("training", {})
+    for key, default in spec.training.items():
+        if key in training and plain(default) != plain(training[key]):
+            lines.append(f"`{key}`: {plain(default)} -> {plain(training[key])}")
+    if training.get("steps_per_epoch") and training.get("epochs"):
+        lines.append(f"training length: {training['epochs'] * training['steps_per_epoch']:,} generator "
+                     "steps (epochs x steps_per_epoch; the paper's schedule is in the model's docstring)")
+    return lines
+
+
 def render_model_card(name, run_dir, versions, sample_file=None, variant=None):
     """The Markdown text of a model card for model ``name`` trained in ``run_dir``.
 
@@ -97,8 +118,12 @@ def render_model_card(name, run_dir, versions, sample_file=None, variant=None):
         json.dumps({k: config.get(k) for k in ("hyperparameters", "training")}, indent=2),
         "```",
         "",
-        "## Training",
+        "## Deviations from the paper's defaults",
+        "",
     ]
+    deviations = deviation_lines(config)
+    lines += [f"- {line}" for line in deviations] or ["None: every hyper-parameter is the registry's default."]
+    lines += ["", "## Training"]
     if run:
         hardware = run["sessions"][-1]["hardware"]
         devices = ", ".join(hardware["gpus"]) or f"CPU only, {hardware['cpu_count']} cores"

@@ -153,9 +153,23 @@ def test_model_card_from_a_training_run(tmp_path):
     card = open(write_model_card(tmp_path / "base", "m", run_dir)).read()
     for expected in ("Radford et al. 2015", "fashion_mnist", '"batch_size": 128', "10.0 min",
                      "CPU only, 2 cores", "g_loss 0.9", "`fid_fmnist_10k` | 12.5",
-                     "samples.png", "Known limits"):
+                     "samples.png", "Known limits", "None: every hyper-parameter is the registry's default"):
         assert expected in card, expected
     assert (tmp_path / "base" / "m" / "samples.png").read_bytes() == b"png"
+
+
+def test_model_card_names_each_deviation_from_the_papers_defaults():
+    from export.model_card import deviation_lines
+
+    config = {"model": "srgan", "hyperparameters": {"image_shape": [48, 48, 3], "residual_blocks": 16,
+                                                    "bicubic_skip": True, "seed": 3},
+              "training": {"batch_size": 16, "epochs": 4, "steps_per_epoch": 50,
+                           "g_optimizer": {"class_name": "Adam", "config": {"learning_rate": 1e-3,
+                                                                            "beta_1": 0.9, "beta_2": 0.999}}}}
+    lines = deviation_lines(config)
+    assert lines[:2] == ["`image_shape`: [96, 96, 3] -> [48, 48, 3]", "`bicubic_skip`: False -> True"]
+    assert any(line.startswith("`g_optimizer`:") and "0.001" in line for line in lines)
+    assert "training length: 200 generator steps" in lines[-1] and len(lines) == 4
 
 
 def test_translation_model_card_lists_signatures_and_the_input_baseline(tmp_path):
