@@ -18,6 +18,7 @@ import shutil
 import zoo
 from training.files import atomic_write_bytes
 from zoo.kinds import get_kind
+from zoo.presets import training_summary
 
 KNOWN_LIMITS = (
     "Trained and evaluated on one data set at its native resolution; outputs outside that "
@@ -127,7 +128,8 @@ def render_model_card(name, run_dir, versions, sample_file=None, variant=None):
     if run:
         hardware = run["sessions"][-1]["hardware"]
         devices = ", ".join(hardware["gpus"]) or f"CPU only, {hardware['cpu_count']} cores"
-        lines += [f"- wall time: {run['total_seconds'] / 60:.1f} min over "
+        minutes = training_summary(run_dir).get("wall_minutes", run["total_seconds"] / 60)
+        lines += [f"- wall time: {minutes:.1f} min over "
                   f"{len(run['sessions'])} session(s); hardware: {devices} ({hardware['platform']})"]
     if last:
         lines += ["- last epoch: " + ", ".join(f"{k} {_fmt(v)}" for k, v in last.items())]

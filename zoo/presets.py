@@ -304,7 +304,8 @@ def _newest_evaluation(run_dir):
     return records[-1] if records else None
 
 
-def _training_summary(run_dir):
+def training_summary(run_dir):
+    """Completed epochs, generator steps, wall minutes and hardware of a run directory."""
     summary = {}
     for file in ("state.json", "run.json", "config.json"):
         path = os.path.join(run_dir, file)
@@ -386,7 +387,7 @@ def build_preset(run_dir, name, releases_dir=None, registry_path=None, licence=N
         "licence": licence,
         "metrics": metrics,
         "protocol": evaluation.get("protocol", {}),
-        "training": _training_summary(run_dir),
+        "training": training_summary(run_dir),
         "parameter_count": int(model.count_params()),
     }
     with tempfile.TemporaryDirectory() as staging:
