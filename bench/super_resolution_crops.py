@@ -4,19 +4,17 @@
     python bench/super_resolution_crops.py runs/sr/srresnet_skip runs/sr/srgan \
         --labels SRResNet SRGAN --out docs/images/super_resolution_crops.png
 
-Each argument is a run directory (its ``model.keras``) or a ``.keras`` file. One row per region
+Each argument is a run directory (its ``model.keras``), a ``.keras`` file or a preset name. One row per region
 of ``REGIONS`` (held-out photos only: none was trained on); columns in the order above.
 """
 
 import argparse
 import io
-import os
 
-import keras
 import numpy as np
 from PIL import Image, ImageDraw
 
-import zoo  # noqa: F401  (registers the zoo's layers for load_model)
+from export.saved_model import load_trained_model
 from training import files
 from training import super_resolution_quality as quality
 
@@ -25,11 +23,6 @@ REGIONS = {  # photo -> HR box (top, left, size): texture, edges, fine detail
     "opencv/fruits.jpg": (160, 240, 96),
     "skimage/chelsea": (60, 140, 96),
 }
-
-
-def load(path):
-    path = os.path.join(path, "model.keras") if os.path.isdir(path) else path
-    return keras.saving.load_model(path, compile=False)
 
 
 def main(argv=None):
@@ -43,7 +36,7 @@ def main(argv=None):
     if len(labels) != len(args.models):
         parser.error(f"{len(args.models)} models but {len(labels)} labels.")
     upscalers = {"bicubic": quality.bicubic}
-    upscalers.update({label: quality.upscaler_of(load(path)) for label, path in zip(labels, args.models)})
+    upscalers.update({label: quality.upscaler_of(load_trained_model(path)) for label, path in zip(labels, args.models)})
     rows = [quality.comparison_strip(upscalers, name, box, args.zoom) for name, box in REGIONS.items()]
     header = np.full((18, rows[0].shape[1], 3), 255, np.uint8)
     image = Image.fromarray(np.concatenate([header] + [p for row in rows for p in (row, header[:4])][:-1]))

@@ -128,11 +128,11 @@ def srresnet_generator(residual_blocks=16, filters=64, scale=SCALE, bicubic_skip
         x = keras.layers.Conv2D(4 * filters, 3, padding="same", name=f"upsample_{stage + 1}")(x)
         x = PixelShuffle(2)(x)
         x = _prelu()(x)
-    if not bicubic_skip:
+    if bicubic_skip:
+        residual = keras.layers.Conv2D(3, 9, padding="same", kernel_initializer="zeros", name="residual")(x)
+        outputs = keras.layers.Add(name="super_resolved")([BicubicUpscale(scale, name="bicubic")(inputs), residual])
+    else:
         outputs = keras.layers.Conv2D(3, 9, padding="same", name="super_resolved")(x)
-        return keras.Model(inputs, outputs, name=name)
-    residual = keras.layers.Conv2D(3, 9, padding="same", kernel_initializer="zeros", name="residual")(x)
-    outputs = keras.layers.Add(name="super_resolved")([BicubicUpscale(scale, name="bicubic")(inputs), residual])
     return keras.Model(inputs, outputs, name=name)
 
 
