@@ -337,6 +337,17 @@ def test_bench_scores_only_the_hole(bench):
     np.testing.assert_allclose(filled[0][masks[0] == 1], known_mean, atol=1e-6)
 
 
+def test_bench_paired_comparison_counts_the_discordant_images(bench):
+    zoo_right = np.array([1, 1, 1, 0, 0, 1, 1, 1], bool)
+    baseline_right = np.array([1, 0, 0, 1, 0, 1, 1, 1], bool)
+    paired = bench.paired_comparison(zoo_right, baseline_right)
+    assert paired["only_this_right"] == 2 and paired["only_baseline_right"] == 1
+    assert paired["difference"] == pytest.approx(1 / 8)
+    per_image = np.array([0, 1, 1, -1, 0, 0, 0, 0], np.float64)
+    assert paired["standard_error"] == pytest.approx(per_image.std(ddof=1) / np.sqrt(8))
+    assert bench.paired_comparison(zoo_right, zoo_right)["standard_error"] == 0.0
+
+
 def test_bench_runs_end_to_end_on_a_tiny_model(bench, fashion_mnist_data_dir, tmp_path, capsys):
     model = zoo.build_model("dcgan", image_shape=(28, 28, 1), latent_dim=8, generator_width=8,
                             discriminator_width=8, kernel_size=3, seed=0)
@@ -354,5 +365,8 @@ def test_bench_runs_end_to_end_on_a_tiny_model(bench, fashion_mnist_data_dir, tm
             scores = report["results"][mask][method]
             assert 0 <= scores["accuracy"] <= 1 and -1 <= scores["ssim"] <= 1, (mask, method)
             assert f"| {mask} (" in table and f"| {method} |" in table
+        paired = report["results"][mask]["zoo_vs_biharmonic"]
+        assert paired["only_this_right"] + paired["only_baseline_right"] <= 4
+        assert f"{mask}: zoo - biharmonic accuracy" in table
         grid = np.asarray(Image.open(tmp_path / "grids" / f"inpainting_{mask}.png"))
         assert grid.shape == (3 * (4 * 30 + 2), 3 * (4 * 30 + 2), 3)  # 4 rows x 4 columns, 3x
