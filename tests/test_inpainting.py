@@ -370,3 +370,17 @@ def test_bench_runs_end_to_end_on_a_tiny_model(bench, fashion_mnist_data_dir, tm
         assert f"{mask}: zoo - biharmonic accuracy" in table
         grid = np.asarray(Image.open(tmp_path / "grids" / f"inpainting_{mask}.png"))
         assert grid.shape == (3 * (4 * 30 + 2), 3 * (4 * 30 + 2), 3)  # 4 rows x 4 columns, 3x
+
+
+def test_bench_can_skip_the_lambda_0_search(bench, fashion_mnist_data_dir, tmp_path, capsys):
+    model = zoo.build_model("dcgan", image_shape=(28, 28, 1), latent_dim=8, generator_width=8,
+                            discriminator_width=8, kernel_size=3, seed=0)
+    model.save(tmp_path / "tiny.keras")
+    assert bench.main(["--model", str(tmp_path / "tiny.keras"), "--num-images", "2", "--steps", "2",
+                       "--restarts", "1", "--repeats", "1", "--timing-batches", "1", "--masks",
+                       "centre", "--no-lambda-0-ablation", "--grid-dir", str(tmp_path),
+                       "--json-out", str(tmp_path / "r.json"),
+                       "--data-dir", fashion_mnist_data_dir]) == 0
+    results = json.loads((tmp_path / "r.json").read_text())["results"]["centre"]
+    assert "zoo, lambda 0" not in results and {"zoo", "zoo, no blending", "biharmonic"} <= set(results)
+    assert "| zoo, lambda 0 |" not in capsys.readouterr().out
