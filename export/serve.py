@@ -340,12 +340,13 @@ def write_config_command(argv) -> int:
 
 
 def curl_example(rest_address: str, name: str, signatures=()) -> str:
-    """Example requests for model ``name``, by its ``signatures``: two seeded samples of an
-    unconditional GAN, or an image file through a translation model's bytes signature (PNGs
-    come back base64-encoded)."""
+    """Example requests for model ``name``, by its ``signatures``: two seeded samples of a
+    model with ``generate_from_seed`` (unconditional and text-to-image GANs, whose
+    ``inpaint_bytes`` takes two files), else an image file through the model's bytes signature
+    (translation, super-resolution; PNGs come back base64-encoded)."""
     url = f"http://{rest_address}/v1/models/{name}"
     encoded = sorted(s for s in signatures if s.endswith("_bytes"))
-    if encoded:
+    if encoded and "generate_from_seed" not in signatures:
         body = (f'{{"signature_name": "{encoded[0]}", "instances": [{{"b64": "\'$(base64 -w0 photo.png)\'"}}]}}')
         note = "  # photo.png: PNG/JPEG, height and width multiples of the generator's stride"
     else:

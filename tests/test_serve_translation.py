@@ -393,3 +393,8 @@ def test_printed_example_requests_fit_the_model_kind():
     assert '"signature_name": "a_to_b_bytes"' in cycle
     gan = curl_example("127.0.0.1:8501", "d", ["serving_default", "generate_from_seed"])
     assert '"signature_name": "generate_from_seed", "instances": [1, 2]' in gan
+    # an unconditional GAN's inpaint_bytes needs an image and a mask: not a one-file example
+    served_gan = curl_example("127.0.0.1:8501", "d", ["serving_default", "generate_from_seed",
+                                                      "inpaint", "inpaint_bytes", "interpolate"])
+    assert '"signature_name": "generate_from_seed", "instances": [1, 2]' in served_gan
+    assert "inpaint_bytes" not in served_gan
