@@ -159,7 +159,7 @@ def equality_results():
 
     missing = sorted(set(zoo.list_models()) - set(TINY))
     assert not missing, f"add tiny hyper-parameters for {missing} to tests/test_distributed.TINY"
-    return _run("equality", *zoo.list_models(), timeout=600)  # 12 models in one process: slow on a busy machine
+    return _run("equality", *zoo.list_models(), timeout=600)  # 12 models: slow when busy
 
 
 def _registered():
