@@ -186,27 +186,27 @@ def measure(model, images, labels, network, options, batch_size, mask_names=tupl
             lambda_0=True):
     """``{mask: {method: summary}}`` and ``{mask: {method: completed images}}`` for the masks
     named in ``mask_names``; without ``lambda_0``, no ``zoo, lambda 0`` search (half the time)."""
-    methods = METHODS if lambda_0 else tuple(m for m in METHODS if m != "zoo, lambda 0")
-    zoo = Inpainter(model, options)
-    context_only = Inpainter(model, replace(options, perceptual_weight=0.0))
-    for inpainter in (zoo, context_only) if lambda_0 else (zoo,):  # trace outside the timings
+    searches = {"zoo": Inpainter(model, options)}
+    if lambda_0:
+        searches["zoo, lambda 0"] = Inpainter(model, replace(options, perceptual_weight=0.0))
+    for inpainter in searches.values():  # trace once, outside the timings
         inpainter.complete(images[:1], centre_masks(1, images.shape[1]))
     results, outputs = {}, {}
-    total = len(mask_names) * len(images) * (3 if lambda_0 else 2)  # biharmonic, the searches
+    total = len(mask_names) * len(images) * (1 + len(searches))  # biharmonic, the searches
     with tqdm(total=total, unit="image", desc="inpainting") as progress:
         for mask_name in mask_names:
             masks = MASKS[mask_name](len(images), images.shape[1])
             completed, seconds = {}, {}
             completed["mean"], seconds["mean"] = timed(mean_fill, images, masks)
             completed["biharmonic"], seconds["biharmonic"] = timed(biharmonic, images, masks, progress)
-            (completed["zoo"], generated), seconds["zoo"] = timed(
-                search, zoo, images, masks, batch_size, progress)
+            generated = {}
+            for method, inpainter in searches.items():
+                (completed[method], generated[method]), seconds[method] = timed(
+                    search, inpainter, images, masks, batch_size, progress)
             # The paper's "without blending": the same codes, G(z) pasted (timed: the same search).
-            completed["zoo, no blending"] = paste(images, generated, masks).numpy()
+            completed["zoo, no blending"] = paste(images, generated["zoo"], masks).numpy()
             seconds["zoo, no blending"] = seconds["zoo"]
-            if lambda_0:
-                (completed["zoo, lambda 0"], _), seconds["zoo, lambda 0"] = timed(
-                    search, context_only, images, masks, batch_size, progress)
+            methods = [method for method in METHODS if method in completed]
             known = np.broadcast_to(masks == 0, images.shape)
             for method in methods:  # every method must keep the context as it is
                 if not np.allclose(completed[method][known], images[known], atol=1e-5):

@@ -4,8 +4,9 @@
     python bench/super_resolution_crops.py runs/sr/srresnet_skip runs/sr/srgan \
         --labels SRResNet SRGAN --out docs/images/super_resolution_crops.png
 
-Each argument is a run directory (its ``model.keras``), a ``.keras`` file or a preset name. One row per region
-of ``REGIONS`` (held-out photos only: none was trained on); columns in the order above.
+Each argument is a run directory (its ``model.keras``), a ``.keras`` file or a preset name.
+One row per region of ``REGIONS`` (held-out photos only: none was trained on); columns in the
+order above.
 """
 
 import argparse
@@ -27,7 +28,7 @@ REGIONS = {  # photo -> HR box (top, left, size): texture, edges, fine detail
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("models", nargs="+", help="run directories or .keras files")
+    parser.add_argument("models", nargs="+", help="run directories, .keras files or preset names")
     parser.add_argument("--labels", nargs="+", help="column names (default: the paths)")
     parser.add_argument("--out", default="docs/images/super_resolution_crops.png")
     parser.add_argument("--zoom", type=int, default=2)

@@ -337,6 +337,15 @@ def test_bench_scores_only_the_hole(bench):
     np.testing.assert_allclose(filled[0][masks[0] == 1], known_mean, atol=1e-6)
 
 
+@pytest.fixture(scope="module")
+def tiny_fashion_mnist_dcgan(tmp_path_factory):
+    """A saved, untrained 28x28 DCGAN small enough for the bench's end-to-end runs."""
+    path = tmp_path_factory.mktemp("bench") / "tiny.keras"
+    zoo.build_model("dcgan", image_shape=(28, 28, 1), latent_dim=8, generator_width=8,
+                    discriminator_width=8, kernel_size=3, seed=0).save(path)
+    return str(path)
+
+
 def test_bench_paired_comparison_counts_the_discordant_images(bench):
     zoo_right = np.array([1, 1, 1, 0, 0, 1, 1, 1], bool)
     baseline_right = np.array([1, 0, 0, 1, 0, 1, 1, 1], bool)
@@ -348,11 +357,9 @@ def test_bench_paired_comparison_counts_the_discordant_images(bench):
     assert bench.paired_comparison(zoo_right, zoo_right)["standard_error"] == 0.0
 
 
-def test_bench_runs_end_to_end_on_a_tiny_model(bench, fashion_mnist_data_dir, tmp_path, capsys):
-    model = zoo.build_model("dcgan", image_shape=(28, 28, 1), latent_dim=8, generator_width=8,
-                            discriminator_width=8, kernel_size=3, seed=0)
-    model.save(tmp_path / "tiny.keras")
-    args = ["--model", str(tmp_path / "tiny.keras"), "--num-images", "4", "--steps", "2",
+def test_bench_runs_end_to_end_on_a_tiny_model(bench, tiny_fashion_mnist_dcgan, fashion_mnist_data_dir,
+                                                 tmp_path, capsys):
+    args = ["--model", tiny_fashion_mnist_dcgan, "--num-images", "4", "--steps", "2",
             "--restarts", "1", "--repeats", "1", "--timing-batches", "1", "2",
             "--grid-dir", str(tmp_path / "grids"), "--json-out", str(tmp_path / "r.json"),
             "--data-dir", fashion_mnist_data_dir]
@@ -372,11 +379,9 @@ def test_bench_runs_end_to_end_on_a_tiny_model(bench, fashion_mnist_data_dir, tm
         assert grid.shape == (3 * (4 * 30 + 2), 3 * (4 * 30 + 2), 3)  # 4 rows x 4 columns, 3x
 
 
-def test_bench_can_skip_the_lambda_0_search(bench, fashion_mnist_data_dir, tmp_path, capsys):
-    model = zoo.build_model("dcgan", image_shape=(28, 28, 1), latent_dim=8, generator_width=8,
-                            discriminator_width=8, kernel_size=3, seed=0)
-    model.save(tmp_path / "tiny.keras")
-    assert bench.main(["--model", str(tmp_path / "tiny.keras"), "--num-images", "2", "--steps", "2",
+def test_bench_can_skip_the_lambda_0_search(bench, tiny_fashion_mnist_dcgan, fashion_mnist_data_dir,
+                                            tmp_path, capsys):
+    assert bench.main(["--model", tiny_fashion_mnist_dcgan, "--num-images", "2", "--steps", "2",
                        "--restarts", "1", "--repeats", "1", "--timing-batches", "1", "--masks",
                        "centre", "--no-lambda-0-ablation", "--grid-dir", str(tmp_path),
                        "--json-out", str(tmp_path / "r.json"),
