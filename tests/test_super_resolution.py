@@ -63,6 +63,11 @@ def test_pixel_shuffle_is_depth_to_space():
     np.testing.assert_array_equal(np.asarray(srgan_module.PixelShuffle(2)(x)), expected)
 
 
+def test_upscaling_layers_declare_their_output_shapes():
+    assert srgan_module.PixelShuffle(2).compute_output_shape((None, 3, None, 8)) == (None, 6, None, 2)
+    assert srgan_module.BicubicUpscale(4).compute_output_shape((2, None, 5, 3)) == (2, None, 20, 3)
+
+
 def test_registry_defaults_are_the_papers():
     for name in ("srresnet", "srgan"):
         spec = zoo.get_spec(name)

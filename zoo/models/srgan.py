@@ -54,6 +54,11 @@ VGG_FEATURE_SCALE = 1.0 / 12.75  # sec. 3.2: VGG losses rescaled to the scale of
 VGG_BGR_MEAN = (103.939, 116.779, 123.68)  # keras.applications.vgg19.preprocess_input ("caffe")
 
 
+def _grown(size, factor):
+    """A spatial dimension ``factor`` times larger (``None``, unknown, stays unknown)."""
+    return None if size is None else size * factor
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class PixelShuffle(keras.layers.Layer):
     """Sub-pixel convolution's rearrangement (Shi et al. 2016): ``(B, H, W, r^2 C) -> (B, rH, rW, C)``."""
@@ -66,9 +71,8 @@ class PixelShuffle(keras.layers.Layer):
         return tf.nn.depth_to_space(inputs, self.block_size)
 
     def compute_output_shape(self, input_shape):
-        grow = lambda size: None if size is None else size * self.block_size  # noqa: E731
-        return (input_shape[0], grow(input_shape[1]), grow(input_shape[2]),
-                input_shape[3] // self.block_size**2)
+        return (input_shape[0], _grown(input_shape[1], self.block_size),
+                _grown(input_shape[2], self.block_size), input_shape[3] // self.block_size**2)
 
     def get_config(self):
         return {**super().get_config(), "block_size": self.block_size}
@@ -87,8 +91,8 @@ class BicubicUpscale(keras.layers.Layer):
         return tf.image.resize(inputs, tf.shape(inputs)[1:3] * self.scale, method="bicubic")
 
     def compute_output_shape(self, input_shape):
-        grow = lambda size: None if size is None else size * self.scale  # noqa: E731
-        return (input_shape[0], grow(input_shape[1]), grow(input_shape[2]), input_shape[3])
+        return (input_shape[0], _grown(input_shape[1], self.scale), _grown(input_shape[2], self.scale),
+                input_shape[3])
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
