@@ -3,10 +3,11 @@
 mean-colour fill, with the paper's ablations, and the time per image of the served signature.
 
     python bench/inpainting.py --model runs/dcgan/model.keras [--num-images 64]
-        [--grid-dir docs/images] [--json-out runs/inpainting/results.json]
+        [--first-image 0] [--window 7] [--grid-dir docs/images]
+        [--json-out runs/inpainting/results.json]
 
-The first ``--num-images`` images of the Fashion-MNIST test split (the models train on the
-train split) get three masks: ``centre`` (the middle 14x14 square, a quarter of the image),
+``--num-images`` images of the Fashion-MNIST test split from ``--first-image`` on (the models
+train on the train split; a setting tuned on one range is confirmed on another) get three masks: ``centre`` (the middle 14x14 square, a quarter of the image),
 ``blocks`` (five 7x7 squares at random places, seeded per image) and ``half`` (the left half
 of even-numbered images, the right half of odd ones). Per mask and method, over the images:
 
@@ -276,7 +277,7 @@ def markdown(report):
                      f"on {paired['only_this_right']} images, only biharmonic on "
                      f"{paired['only_baseline_right']}.")
     lines += ["", f"Unmasked originals: evaluator accuracy {report['original_accuracy']:.3f}, on "
-              f"{report['num_images']} test images.", "",
+              f"{report['num_images']} test images from index {report['first_image']} on.", "",
               "| served `inpaint`, batch | median s / call | s / image |", "|---:|---:|---:|"]
     for batch, timing in report["served"].items():
         lines.append(f"| {batch} | {timing['median_seconds_per_call']:.2f} | "
@@ -295,7 +296,10 @@ def build_parser():
                         help="run directory (with model.keras) or a .keras checkpoint of an "
                         "unconditional model trained on Fashion-MNIST")
     parser.add_argument("--num-images", type=int, default=64,
-                        help="test images (the first ones of the split; default: %(default)s)")
+                        help="test images, from --first-image on (default: %(default)s)")
+    parser.add_argument("--first-image", type=int, default=0,
+                        help="index of the first test image measured, so that settings tuned on "
+                        "one range can be confirmed on fresh images (default: %(default)s)")
     parser.add_argument("--masks", nargs="+", choices=tuple(MASKS), default=list(MASKS),
                         help="kinds of mask to measure (default: all)")
     parser.add_argument("--steps", type=int, default=defaults.steps,
@@ -303,6 +307,9 @@ def build_parser():
                         "value; the timed export always uses the served options)")
     parser.add_argument("--restarts", type=int, default=defaults.restarts,
                         help="starting codes per image of the quality runs (default: %(default)s)")
+    parser.add_argument("--window", type=int, default=defaults.window,
+                        help="side of the importance-weight window of the quality runs (odd; "
+                        "default: %(default)s, the served value)")
     parser.add_argument("--lambda-0-ablation", action=argparse.BooleanOptionalAction, default=True,
                         help="also search without the perceptual term (the paper's ablation; "
                         "--no-lambda-0-ablation halves the time; default: on)")
@@ -322,19 +329,23 @@ def build_parser():
 
 
 def check_arguments(args):
-    for name in ("num_images", "steps", "restarts", "batch_size", "repeats"):
+    for name in ("num_images", "steps", "restarts", "window", "batch_size", "repeats"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
     if min(args.timing_batches) < 1:
         raise ValueError(f"--timing-batches must be >= 1, got {args.timing_batches}.")
-    if args.num_images > data.num_examples(DATASET, "test"):
-        raise ValueError(f"--num-images must be at most {data.num_examples(DATASET, 'test')} "
-                         f"(the test split), got {args.num_images}.")
+    if args.first_image < 0:
+        raise ValueError(f"--first-image must be >= 0, got {args.first_image}.")
+    test_images = data.num_examples(DATASET, "test")
+    if args.first_image + args.num_images > test_images:
+        raise ValueError(f"--first-image + --num-images must be at most {test_images} (the test "
+                         f"split), got {args.first_image} + {args.num_images}.")
 
 
-def held_out_images(count, data_dir=None):
-    """The first ``count`` Fashion-MNIST test images in [-1, 1] and their labels."""
-    batches = data.load_images(DATASET, split="test", batch_size=count, data_dir=data_dir,
+def held_out_images(count, data_dir=None, first=0):
+    """``count`` Fashion-MNIST test images from index ``first`` on, in [-1, 1], and their labels."""
+    batches = data.load_images(DATASET, split=f"test[{first}:{first + count}]", batch_size=count,
+                               data_dir=data_dir,
                                shuffle=False, drop_remainder=False, with_labels=True)
     images, labels = next(iter(batches))
     return images.numpy(), labels.numpy()
@@ -346,13 +357,15 @@ def run(args, argv):
     if tuple(model.image_shape) != tuple(image_shape):
         raise ValueError(f"{args.model} makes {tuple(model.image_shape)} images, not Fashion-MNIST's "
                          f"{tuple(image_shape)}: pass a model trained on fashion_mnist.")
-    options = replace(InpaintingOptions(), steps=args.steps, restarts=args.restarts)
+    options = replace(InpaintingOptions(), steps=args.steps, restarts=args.restarts,
+                      window=args.window)
     network = load_feature_network(DATASET)
-    images, labels = held_out_images(args.num_images, args.data_dir)
+    images, labels = held_out_images(args.num_images, args.data_dir, args.first_image)
     results, outputs = measure(model, images, labels, network, options, args.batch_size,
                                args.masks, lambda_0=args.lambda_0_ablation)
     report = {
         "model": os.path.abspath(args.model), "num_images": len(images),
+        "first_image": args.first_image,
         "options": asdict(options), "served_options": asdict(InpaintingOptions()),
         "original_accuracy": float((network.predict_classes(images) == labels).mean()),
         "results": results,

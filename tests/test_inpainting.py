@@ -379,13 +379,34 @@ def test_bench_runs_end_to_end_on_a_tiny_model(bench, tiny_fashion_mnist_dcgan, 
         assert grid.shape == (3 * (4 * 30 + 2), 3 * (4 * 30 + 2), 3)  # 4 rows x 4 columns, 3x
 
 
-def test_bench_can_skip_the_lambda_0_search(bench, tiny_fashion_mnist_dcgan, fashion_mnist_data_dir,
-                                            tmp_path, capsys):
+def test_bench_can_skip_the_lambda_0_search_and_set_window_and_first_image(
+        bench, tiny_fashion_mnist_dcgan, fashion_mnist_data_dir, tmp_path, capsys):
     assert bench.main(["--model", tiny_fashion_mnist_dcgan, "--num-images", "2", "--steps", "2",
                        "--restarts", "1", "--repeats", "1", "--timing-batches", "1", "--masks",
-                       "centre", "--no-lambda-0-ablation", "--grid-dir", str(tmp_path),
-                       "--json-out", str(tmp_path / "r.json"),
+                       "centre", "--no-lambda-0-ablation", "--window", "15", "--first-image", "5",
+                       "--grid-dir", str(tmp_path), "--json-out", str(tmp_path / "r.json"),
                        "--data-dir", fashion_mnist_data_dir]) == 0
-    results = json.loads((tmp_path / "r.json").read_text())["results"]["centre"]
+    report = json.loads((tmp_path / "r.json").read_text())
+    results = report["results"]["centre"]
     assert "zoo, lambda 0" not in results and {"zoo", "zoo, no blending", "biharmonic"} <= set(results)
-    assert "| zoo, lambda 0 |" not in capsys.readouterr().out
+    assert report["options"]["window"] == 15 and report["first_image"] == 5
+    assert report["served_options"]["window"] == bench.InpaintingOptions().window
+    out = capsys.readouterr().out
+    assert "| zoo, lambda 0 |" not in out and "2 test images from index 5 on" in out
+
+
+def test_bench_first_image_selects_later_test_images(bench, fashion_mnist_data_dir):
+    first_five, labels = bench.held_out_images(5, fashion_mnist_data_dir)
+    later, later_labels = bench.held_out_images(2, fashion_mnist_data_dir, first=3)
+    np.testing.assert_array_equal(later, first_five[3:5])
+    np.testing.assert_array_equal(later_labels, labels[3:5])
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--first-image", "-1"], "--first-image must be >= 0"),
+    (["--first-image", "9999", "--num-images", "2"], "at most 10000"),
+    (["--window", "0"], "--window must be >= 1"),
+])
+def test_bench_bad_ranges_are_one_clear_line(bench, args, words, capsys):
+    assert bench.main(["--model", "unused.keras", *args]) == 2
+    assert words in capsys.readouterr().err
